@@ -1,0 +1,67 @@
+# Alliance Dynamique: `make run` starts everything locally, `make test` runs every test against it.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: help install infra-up infra-down services-up services-down run stop status test test-unit \
+        bench lint reset
+
+help:
+	@echo "make run | stop | test | bench | lint | status | reset"
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"' \
+	  || { echo "error: $(PYTHON) is older than 3.11"; exit 1; }
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	@touch $@
+
+install: $(STAMP)
+
+infra-up: install
+	deploy/local/stack.sh up
+
+infra-down:
+	deploy/local/stack.sh down
+
+services-up: infra-up
+	deploy/local/services.sh up
+
+services-down:
+	deploy/local/services.sh down
+
+run: services-up
+	@echo
+	@echo "Dashboard:  http://127.0.0.1:8004/"
+	@echo "Progress:   http://127.0.0.1:8004/v1/progress"
+	@echo "APIs:       partners :8001  workshops :8002  detection :8003  metrics :8004  (each has /docs)"
+	@echo "Logs:       .run/logs/   Stop with: make stop"
+
+stop:
+	-deploy/local/services.sh down
+	deploy/local/stack.sh down
+
+status:
+	-deploy/local/stack.sh status
+	deploy/local/services.sh status
+
+test-unit: install
+	$(PY) -m pytest -m unit -q
+
+# Integration and end-to-end tests start their own copies of the services on test ports.
+test: infra-up
+	$(PY) -m pytest -q
+
+lint: install
+	$(VENV)/bin/ruff check shared services tests bench
+	$(VENV)/bin/ruff format --check shared services tests bench
+	$(VENV)/bin/mypy shared services
+
+bench: infra-up
+	$(PY) -m bench.run
+
+reset: stop
+	deploy/local/stack.sh reset

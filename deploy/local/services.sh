@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Start or stop the four Python services (uvicorn), each in the background with its pid recorded.
+#   services.sh up | down | status
+# Ports: PARTNERS_PORT (8001), WORKSHOPS_PORT (8002), DETECTION_PORT (8003), METRICS_PORT (8004).
+set -euo pipefail
+# shellcheck source=deploy/local/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+PY="$ROOT/.venv/bin/python"
+SERVICES=(partners workshops detection metrics)
+declare -A PORTS=(
+  [partners]="${PARTNERS_PORT:-8001}" [workshops]="${WORKSHOPS_PORT:-8002}"
+  [detection]="${DETECTION_PORT:-8003}" [metrics]="${METRICS_PORT:-8004}"
+)
+
+wait_healthy() {
+  local name="$1" port="$2" deadline=$((SECONDS + 90))
+  while ! "$PY" - "$port" <<'PYEOF' 2>/dev/null; do
+import sys, urllib.request
+with urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[1]}/readyz", timeout=2) as r:
+    sys.exit(0 if r.status == 200 else 1)
+PYEOF
+    if ! proc_running "$name"; then
+      _show_log_tail "$LOG_DIR/${name#svc-}.log"
+      die "service $name exited during start-up (see $LOG_DIR/${name#svc-}.log)"
+    fi
+    ((SECONDS < deadline)) || { _show_log_tail "$LOG_DIR/${name#svc-}.log"; die "service $name not ready on :$port within 90 s"; }
+    sleep 0.5
+  done
+}
+
+up() {
+  [[ -x "$PY" ]] || die "no virtual environment at $ROOT/.venv (run 'make install')"
+  for name in "${SERVICES[@]}"; do
+    local port="${PORTS[$name]}"
+    ensure_port_free "svc-$name" "$port"
+    (cd "$ROOT" && proc_start "svc-$name" "$LOG_DIR/$name.log" \
+      "$PY" -m uvicorn "services.$name.main:app" --host 127.0.0.1 --port "$port" --no-access-log)
+  done
+  for name in "${SERVICES[@]}"; do
+    wait_healthy "svc-$name" "${PORTS[$name]}"
+    echo "$name ready: http://127.0.0.1:${PORTS[$name]}  (docs: /docs)"
+  done
+}
+
+down() {
+  for name in "${SERVICES[@]}"; do proc_stop "svc-$name"; done
+}
+
+status() {
+  for name in "${SERVICES[@]}"; do
+    if proc_running "svc-$name"; then echo "$name: running (pid $(proc_pid "svc-$name"), port ${PORTS[$name]})"
+    else echo "$name: stopped"; fi
+  done
+}
+
+case "${1:-}" in
+  up) up ;;
+  down) down ;;
+  status) status ;;
+  *) echo "usage: $0 up|down|status" >&2; exit 2 ;;
+esac

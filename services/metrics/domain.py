@@ -1,0 +1,257 @@
+"""The counting rules, as pure functions: no Kafka, no I/O.
+
+State is kept per Kafka key (a person reference, `anon:<event id>` for anonymous help, or an entity id):
+every fact seen for that key, by event id. Each key's contribution to the counters is a function of its
+state alone, so duplicates, retractions and late events are handled by recomputing one key's
+contribution, and the counters are the sum of all contributions (rebuildable from the state, or from
+the log, and always identical).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from datetime import date, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from shared import events as ev
+
+__all__ = ["State", "Cell", "fact_of", "apply", "contributions", "Counters", "DIMENSIONS", "INDICATORS"]
+
+# A key's state: {"f": {event_id: fact}, "x": [retracted event ids]} — JSON-friendly for changelogs.
+State = dict[str, Any]
+# A counter cell: (indicator, year, dimension, value); dimension "" is the national total.
+Cell = tuple[str, int, str, str]
+
+INDICATORS: dict[str, str] = {
+    "people_helped": "Personnes accompagnées",
+    "workshop_attendances": "Participations aux ateliers",
+    "accompaniments": "Accompagnements individuels",
+    "france_services_clients": "Usagers aidés en France Services",
+    "detections": "Détections au guichet",
+    "people_detected": "Personnes détectées",
+    "new_partnerships": "Nouveaux partenariats",
+    "active_partnerships": "Partenariats actifs",
+    "skills_missions": "Missions de mécénat de compétences",
+    "advisers_deployed": "Conseillers numériques déployés",
+    "venues_opened": "Nouveaux lieux équipés",
+}
+DIMENSIONS = ("departement", "region", "qpv", "rural", "channel", "theme", "commitment", "partnership_type", "partner")
+
+# Fact layouts (lists, to keep the per-person state small in memory and in the changelog).
+# help:        ["h", kind, epoch_s, year, dims]      kind: "w" attended, "a" accompaniment
+# detection:   ["d", epoch_s, year, dims]
+# dated facts: [tag, iso date, year, dims]          tag: "ps" signed, "pe" ended, "ma" mission completed,
+#                                                   "ad" adviser deployed, "vo" venue opened
+
+
+def civil_year(moment: datetime, tz: str) -> int:
+    return moment.astimezone(ZoneInfo(tz)).year
+
+
+def _help_dims(d: ev.HelpFacts, theme: str | None) -> dict[str, str]:
+    dims = {
+        "departement": d.departement,
+        "region": d.region,
+        "qpv": str(d.qpv).lower(),
+        "rural": str(d.rural).lower(),
+        "channel": d.channel.value,
+        "commitment": d.commitment.value,
+    }
+    if d.partner_id:
+        dims["partner"] = d.partner_id
+    if theme:
+        dims["theme"] = theme
+    return dims
+
+
+def fact_of(event: ev.Envelope) -> list[Any] | None:
+    """The compact fact an event contributes to its key's state (None for events that count nothing)."""
+    d = event.data
+    ts = event.time.timestamp()
+    if isinstance(d, ev.WorkshopAttended):
+        return ["h", "w", ts, civil_year(event.time, d.timezone), _help_dims(d, d.theme.value)]
+    if isinstance(d, ev.AccompanimentCompleted):
+        return ["h", "a", ts, civil_year(event.time, d.timezone), _help_dims(d, d.need.value)]
+    if isinstance(d, ev.IllectronismDetected):
+        dims = {
+            "departement": d.departement,
+            "region": d.region,
+            "qpv": str(d.qpv).lower(),
+            "rural": str(d.rural).lower(),
+            "office_type": _office_type(d),
+            "referred": str(d.referral is not None).lower(),
+        }
+        return ["d", ts, civil_year(event.time, d.timezone), dims]
+    if isinstance(d, ev.PartnershipSigned):
+        dims = {
+            "partnership_type": d.partnership_type.value,
+            "partner": d.partner_id,
+            "commitments": [c.value for c in d.commitments],
+            "departements": list(d.departements),
+        }
+        return _dated("ps", d.signed_on, dims)
+    if isinstance(d, ev.PartnershipEnded):
+        return _dated("pe", d.ended_on, {})
+    if isinstance(d, ev.SkillsMissionCompleted):
+        return _dated(
+            "ma",
+            d.completed_on,
+            {"departement": d.departement, "commitment": d.commitment.value, "partner": d.partner_id},
+        )
+    if isinstance(d, ev.AdviserDeployed):
+        return _dated("ad", d.deployed_on, {"departement": d.departement})
+    if isinstance(d, ev.VenueOpened) and d.newly_equipped:
+        return _dated("vo", d.opened_on, {"departement": d.departement, "region": d.region})
+    return None
+
+
+def _dated(tag: str, day: date, dims: dict[str, Any]) -> list[Any]:
+    return [tag, day.isoformat(), day.year, dims]
+
+
+def _office_type(d: ev.IllectronismDetected) -> str:
+    if d.france_services:
+        return "france_services"
+    if d.qpv:
+        return "qpv"
+    return "rural" if d.rural else "standard"
+
+
+def apply(state: State | None, event: ev.Envelope) -> State | None:
+    """The key's new state after this event, or None when the event changes nothing (e.g. a duplicate)."""
+    eid = str(event.id)
+    facts: dict[str, Any] = state["f"] if state else {}
+    retracted: list[str] = state["x"] if state else []
+    if event.type in ev.RETRACTION_TYPES:
+        target = str(event.data.retracted_event_id)  # type: ignore[attr-defined]
+        if target in retracted:
+            return None
+        return {"f": facts, "x": [*retracted, target]}
+    if eid in facts:
+        return None
+    fact = fact_of(event)
+    if fact is None:
+        return None
+    return {"f": {**facts, eid: fact}, "x": retracted}
+
+
+def _cells(indicator: str, year: int, dims: Mapping[str, Any]) -> Iterable[Cell]:
+    yield (indicator, year, "", "")
+    for name, value in dims.items():
+        if name in ("commitments", "departements"):
+            single = name[:-1]
+            for item in value:
+                yield (indicator, year, single, item)
+        else:
+            yield (indicator, year, name, value)
+
+
+def contributions(state: State | None) -> Counter[Cell]:
+    """What one key adds to the counters, given everything known about it."""
+    out: Counter[Cell] = Counter()
+    if not state:
+        return out
+    retracted = set(state["x"])
+    live = [(eid, f) for eid, f in state["f"].items() if eid not in retracted]
+    # First help of the year by event time (ties broken by id, so the result never depends on arrival).
+    first_help: dict[int, tuple[float, str, dict[str, Any]]] = {}
+    first_fs: dict[int, tuple[float, str, dict[str, Any]]] = {}
+    first_detection: dict[int, tuple[float, str, dict[str, Any]]] = {}
+    for eid, fact in live:
+        tag = fact[0]
+        if tag == "h":
+            _, kind, ts, year, dims = fact
+            out.update(_cells("workshop_attendances" if kind == "w" else "accompaniments", year, dims))
+            _keep_first(first_help, year, (ts, eid, dims))
+            if kind == "a" and dims["channel"] == ev.Channel.FRANCE_SERVICES.value:
+                _keep_first(first_fs, year, (ts, eid, dims))
+        elif tag == "d":
+            _, ts, year, dims = fact
+            out.update(_cells("detections", year, dims))
+            _keep_first(first_detection, year, (ts, eid, dims))
+        elif tag in _DATED:
+            _, _, year, dims = fact
+            indicator = _DATED[tag]
+            if indicator:
+                out.update(_cells(indicator, year, dims))
+    for indicator, firsts in (
+        ("people_helped", first_help),
+        ("france_services_clients", first_fs),
+        ("people_detected", first_detection),
+    ):
+        for year, (_, _, dims) in firsts.items():
+            out.update(_cells(indicator, year, dims))
+    return out
+
+
+_DATED = {
+    "ps": "new_partnerships",
+    "pe": None,
+    "ma": "skills_missions",
+    "ad": "advisers_deployed",
+    "vo": "venues_opened",
+}
+
+
+def _keep_first(
+    firsts: dict[int, tuple[float, str, dict[str, Any]]], year: int, candidate: tuple[float, str, dict[str, Any]]
+) -> None:
+    current = firsts.get(year)
+    if current is None or candidate[:2] < current[:2]:
+        firsts[year] = candidate
+
+
+def partnership_span(state: State | None) -> tuple[str, str | None] | None:
+    """(signed on, ended on) for a partnership key, None if it was never signed."""
+    if not state:
+        return None
+    signed = ended = None
+    for fact in state["f"].values():
+        if fact[0] == "ps":
+            signed = fact[1] if signed is None else min(signed, fact[1])
+        elif fact[0] == "pe":
+            ended = fact[1] if ended is None else min(ended, fact[1])
+    return (signed, ended) if signed else None
+
+
+class Counters:
+    """The sum of every key's contribution, kept up to date one key at a time."""
+
+    def __init__(self) -> None:
+        self.cells: Counter[Cell] = Counter()
+        self.partnerships: dict[str, tuple[str, str | None]] = {}
+        self.version = 0
+
+    def replace(self, key: str, old: State | None, new: State | None) -> None:
+        self.cells.update(contributions(new))
+        self.cells.subtract(contributions(old))
+        span = partnership_span(new)
+        if span:
+            self.partnerships[key] = span
+        self.version += 1
+
+    def rebuild(self, states: Iterable[tuple[str, State]]) -> None:
+        self.cells = Counter()
+        self.partnerships = {}
+        for key, state in states:
+            self.replace(key, None, state)
+
+    def value(self, indicator: str, year: int, dimension: str = "", dim_value: str = "") -> int:
+        return self.cells.get((indicator, year, dimension, dim_value), 0)
+
+    def active_partnerships(self, on: date) -> int:
+        day = on.isoformat()
+        return sum(
+            1 for signed, ended in self.partnerships.values() if signed <= day and (ended is None or ended > day)
+        )
+
+    def breakdown(self, indicator: str, year: int, dimension: str) -> dict[str, int]:
+        return {v: n for (i, y, d, v), n in self.cells.items() if i == indicator and y == year and d == dimension and n}
+
+    def snapshot(self) -> dict[str, Any]:
+        """Every non-zero cell, in a stable form (used to compare live state with a replay)."""
+        cells: dict[str, Any] = {"|".join(map(str, c)): n for c, n in sorted(self.cells.items()) if n}
+        spans = {f"partnership|{k}": f"{s}/{e or ''}" for k, (s, e) in sorted(self.partnerships.items())}
+        return cells | spans

@@ -1,0 +1,74 @@
+"""Goals as data: per indicator and year (optionally per territory), loaded from a file.
+
+A year without its own goal inherits the latest earlier one, and says so.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from services.metrics.domain import INDICATORS
+
+__all__ = ["Goal", "Actual", "GoalBook", "GoalLookup", "load_goal_file", "DEFAULT_GOALS_FILE"]
+
+DEFAULT_GOALS_FILE = Path(__file__).with_name("goals.json")
+
+
+class Goal(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    indicator: str
+    year: int = Field(ge=2000, le=2100)
+    goal: float = Field(gt=0)
+    territory: str | None = Field(None, description="a département code; absent for the national goal")
+
+    @field_validator("indicator")
+    @classmethod
+    def _known(cls, value: str) -> str:
+        if value not in INDICATORS:
+            raise ValueError(f"unknown indicator {value!r}")
+        return value
+
+
+class Actual(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    indicator: str
+    year: int
+    value: float
+
+
+@dataclass(frozen=True, slots=True)
+class GoalLookup:
+    goal: float | None
+    year: int | None  # the year the goal was set for (differs from the asked year when inherited)
+
+    def inherited(self, asked: int) -> bool:
+        return self.year is not None and self.year != asked
+
+
+class GoalBook:
+    def __init__(self, goals: list[Goal], actuals: list[Actual]) -> None:
+        self.goals = {(g.indicator, g.year, g.territory): g for g in goals}
+        self.actuals = actuals
+
+    def lookup(self, indicator: str, year: int, territory: str | None = None) -> GoalLookup:
+        years = sorted((y for (i, y, t) in self.goals if i == indicator and t == territory and y <= year), reverse=True)
+        if not years:
+            return GoalLookup(None, None)
+        return GoalLookup(self.goals[(indicator, years[0], territory)].goal, years[0])
+
+    def put(self, goal: Goal) -> None:
+        self.goals[(goal.indicator, goal.year, goal.territory)] = goal
+
+    def all(self) -> list[Goal]:
+        return sorted(self.goals.values(), key=lambda g: (g.indicator, g.year, g.territory or ""))
+
+
+def load_goal_file(path: Path = DEFAULT_GOALS_FILE) -> GoalBook:
+    doc = json.loads(path.read_text(encoding="utf-8"))
+    return GoalBook([Goal(**g) for g in doc.get("goals", [])], [Actual(**a) for a in doc.get("actuals", [])])

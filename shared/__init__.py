@@ -1,0 +1,1 @@
+"""The project's shared package: event contracts, topics, settings, Kafka and MongoDB plumbing, logging."""

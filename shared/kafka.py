@@ -1,0 +1,192 @@
+"""Kafka plumbing: topic creation, the publisher (idempotent, acks=all) and a dead-lettering consumer."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import logging
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
+from aiokafka.errors import KafkaError
+from kafka.admin import KafkaAdminClient, NewTopic
+from kafka.errors import TopicAlreadyExistsError
+
+from shared.events import Envelope
+from shared.serde import InvalidEvent, decode, encode
+from shared.topics import ALL_TOPICS, DEAD_LETTER, Topic, topic_for
+
+__all__ = ["ensure_topics", "Publisher", "PublishError", "dead_letter_value", "DeadLetteringConsumer"]
+
+log = logging.getLogger(__name__)
+
+
+def ensure_topics(bootstrap: str, topics: Iterable[Topic] = ALL_TOPICS) -> None:
+    """Create the project's topics if missing (synchronous; call once at start-up)."""
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="alliance-admin")
+    try:
+        existing = set(admin.list_topics())
+        missing = [
+            NewTopic(t.name, num_partitions=t.partitions, replication_factor=1, topic_configs=t.configs)
+            for t in topics
+            if t.name not in existing
+        ]
+        if missing:
+            try:
+                admin.create_topics(missing)
+            except TopicAlreadyExistsError:
+                pass  # another service created it first
+    finally:
+        admin.close()
+
+
+class PublishError(RuntimeError):
+    """The broker did not acknowledge the event: nothing may be reported as accepted."""
+
+
+class Publisher:
+    """Publishes envelopes keyed for their consumers; returns only once all in-sync replicas have them."""
+
+    def __init__(self, bootstrap: str, *, client_id: str, request_timeout_ms: int = 10_000) -> None:
+        self._producer = AIOKafkaProducer(
+            bootstrap_servers=bootstrap,
+            client_id=client_id,
+            acks="all",
+            enable_idempotence=True,
+            linger_ms=2,
+            request_timeout_ms=request_timeout_ms,
+            compression_type=None,
+        )
+        self._started = False
+
+    async def start(self) -> None:
+        await self._producer.start()
+        self._started = True
+
+    async def stop(self) -> None:
+        if self._started:
+            await self._producer.stop()
+            self._started = False
+
+    @property
+    def ready(self) -> bool:
+        return self._started
+
+    async def publish(self, event: Envelope, *, topic: str | None = None) -> None:
+        await self.publish_many([event], topic=topic)
+
+    async def publish_many(self, events: Sequence[Envelope], *, topic: str | None = None) -> None:
+        """Send all, then wait for every acknowledgement; raises PublishError if any failed."""
+        try:
+            futures = [
+                await self._producer.send(
+                    topic or topic_for(e.type).name,
+                    value=encode(e),
+                    key=e.key.encode("utf-8"),
+                    headers=[("ce_type", e.type.encode()), ("ce_id", str(e.id).encode())],
+                )
+                for e in events
+            ]
+            await asyncio.gather(*futures)
+        except KafkaError as exc:
+            raise PublishError(f"Kafka did not acknowledge: {exc}") from exc
+
+    async def send_raw(self, topic: str, value: bytes, key: bytes | None = None) -> None:
+        try:
+            await self._producer.send_and_wait(topic, value=value, key=key)
+        except KafkaError as exc:
+            raise PublishError(f"Kafka did not acknowledge: {exc}") from exc
+
+
+def dead_letter_value(
+    *, topic: str, partition: int, offset: int, key: bytes | None, value: bytes | None, reason: str, consumer: str
+) -> bytes:
+    """The dead-letter record: where the record came from, why it was refused, and its bytes untouched."""
+    doc: dict[str, Any] = {
+        "reason": reason,
+        "consumer": consumer,
+        "source": {"topic": topic, "partition": partition, "offset": offset},
+        "key": key.decode("utf-8", "replace") if key is not None else None,
+        "value_base64": base64.b64encode(value).decode("ascii") if value is not None else None,
+        "dead_lettered_at": datetime.now(UTC).isoformat(),
+    }
+    return json.dumps(doc).encode("utf-8")
+
+
+Handler = Callable[[Envelope, ConsumerRecord], Awaitable[None]]
+
+
+class DeadLetteringConsumer:
+    """Consumes event topics in a group; unparseable or invalid records go to the dead-letter topic.
+
+    A handler error is not a bad record: the offset is not committed and the error propagates, so the
+    record is read again after a restart (at-least-once; handlers are idempotent on event ids).
+    """
+
+    def __init__(
+        self,
+        bootstrap: str,
+        topics: Sequence[str],
+        *,
+        group_id: str,
+        handler: Handler,
+        publisher: Publisher,
+        validate: Callable[[Envelope], None] | None = None,
+    ) -> None:
+        self._consumer = AIOKafkaConsumer(
+            *topics,
+            bootstrap_servers=bootstrap,
+            group_id=group_id,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            isolation_level="read_committed",
+        )
+        self._group_id = group_id
+        self._handler = handler
+        self._publisher = publisher
+        self._validate = validate
+        self.dead_lettered = 0
+        self.handled = 0
+
+    async def start(self) -> None:
+        await self._consumer.start()
+
+    async def stop(self) -> None:
+        await self._consumer.stop()
+
+    async def _dead_letter(self, record: ConsumerRecord, reason: str) -> None:
+        log.warning("dead-lettering record", extra={"topic": record.topic, "offset": record.offset, "reason": reason})
+        value = dead_letter_value(
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            key=record.key,
+            value=record.value,
+            reason=reason,
+            consumer=self._group_id,
+        )
+        await self._publisher.send_raw(DEAD_LETTER.name, value, record.key)
+        self.dead_lettered += 1
+
+    async def process(self, record: ConsumerRecord) -> None:
+        try:
+            event = decode(record.value)
+            if self._validate:
+                self._validate(event)
+        except (InvalidEvent, ValueError) as exc:
+            await self._dead_letter(record, str(exc))
+            return
+        await self._handler(event, record)
+        self.handled += 1
+
+    async def run(self) -> None:
+        while True:
+            batches = await self._consumer.getmany(timeout_ms=500, max_records=500)
+            for records in batches.values():
+                for record in records:
+                    await self.process(record)
+            if batches:
+                await self._consumer.commit()

@@ -1,0 +1,44 @@
+"""The running parts every HTTP service shares: its topics, its database client, its publisher."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from shared.kafka import Publisher, ensure_topics
+from shared.mongo import mongo_client, ping
+from shared.settings import CommonSettings
+from shared.web import ReadinessCheck
+
+__all__ = ["kafka_and_mongo", "standard_checks"]
+
+
+@asynccontextmanager
+async def kafka_and_mongo(app: FastAPI, settings: CommonSettings, service: str) -> AsyncIterator[None]:
+    """Create topics, open the database client and start the publisher; close them all at the end.
+
+    Sets `app.state.settings`, `app.state.mongo` and `app.state.publisher`.
+    """
+    await asyncio.to_thread(ensure_topics, settings.kafka_bootstrap_servers)
+    mongo = mongo_client(settings.mongodb_uri, app_name=service)
+    publisher = Publisher(settings.kafka_bootstrap_servers, client_id=service)
+    await publisher.start()
+    app.state.settings, app.state.mongo, app.state.publisher = settings, mongo, publisher
+    try:
+        yield
+    finally:
+        await publisher.stop()
+        await mongo.close()
+
+
+def standard_checks(app: FastAPI) -> Mapping[str, ReadinessCheck]:
+    async def kafka() -> bool:
+        return app.state.publisher.ready
+
+    async def mongodb() -> bool:
+        return await ping(app.state.mongo)
+
+    return {"kafka": kafka, "mongodb": mongodb}

@@ -1,0 +1,62 @@
+"""Topic names, the events each one carries, and how they are created."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = [
+    "Topic",
+    "PARTNERS",
+    "WORKSHOPS",
+    "DETECTION",
+    "DETECTION_INGEST",
+    "DEAD_LETTER",
+    "EVENT_TOPICS",
+    "ALL_TOPICS",
+    "topic_for",
+]
+
+# One partition count for every event topic: person-keyed topics must be co-partitioned so that one
+# person's detections and help meet in the same partition of the metrics worker.
+PARTITIONS = 3
+
+
+@dataclass(frozen=True, slots=True)
+class Topic:
+    name: str
+    partitions: int = PARTITIONS
+    # Event topics are the system of record for replay: they are never deleted by age.
+    retention_ms: int = -1
+
+    @property
+    def configs(self) -> dict[str, str]:
+        return {"retention.ms": str(self.retention_ms), "min.insync.replicas": "1"}
+
+
+PARTNERS = Topic("partners.events")  # keyed by partnership or mission id
+WORKSHOPS = Topic("workshops.events")  # help keyed by person reference; workshops by workshop id
+DETECTION = Topic("detection.events")  # keyed by person reference
+DETECTION_INGEST = Topic("detection.ingest", retention_ms=14 * 24 * 3600 * 1000)  # raw terminal records
+DEAD_LETTER = Topic("platform.deadletter")
+
+EVENT_TOPICS = (PARTNERS, WORKSHOPS, DETECTION)
+ALL_TOPICS = (*EVENT_TOPICS, DETECTION_INGEST, DEAD_LETTER)
+
+_BY_PREFIX = {
+    "partnership.": PARTNERS,
+    "skills_mission.": PARTNERS,
+    "illectronism.": DETECTION,
+    "workshop.": WORKSHOPS,
+    "attendance.": WORKSHOPS,
+    "accompaniment.": WORKSHOPS,
+    "adviser.": WORKSHOPS,
+    "venue.": WORKSHOPS,
+}
+
+
+def topic_for(event_type: str) -> Topic:
+    """The topic an event type is published on (one topic per producing context)."""
+    for prefix, topic in _BY_PREFIX.items():
+        if event_type.startswith(prefix):
+            return topic
+    raise ValueError(f"no topic for event type {event_type!r}")

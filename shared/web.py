@@ -1,0 +1,60 @@
+"""What every HTTP service has: the app factory, health and readiness probes, Prometheus metrics."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from contextlib import AbstractAsyncContextManager
+from typing import Any
+
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+
+__all__ = ["create_app", "ReadinessCheck", "REQUESTS", "LATENCY"]
+
+ReadinessCheck = Callable[[], Awaitable[bool]]
+
+REQUESTS = Counter("http_requests_total", "HTTP requests", ["service", "method", "route", "status"])
+LATENCY = Histogram("http_request_seconds", "HTTP request latency", ["service", "route"])
+
+
+def _route_of(request: Request) -> str:
+    route = request.scope.get("route")
+    return getattr(route, "path", "unmatched")
+
+
+def create_app(
+    service: str,
+    *,
+    title: str,
+    lifespan: Callable[[FastAPI], AbstractAsyncContextManager[Any]] | None = None,
+    checks: Callable[[FastAPI], Mapping[str, ReadinessCheck]] | None = None,
+) -> FastAPI:
+    """A FastAPI app with /healthz (alive), /readyz (dependencies answer) and /metrics."""
+    app = FastAPI(title=title, lifespan=lifespan)
+
+    @app.middleware("http")
+    async def _measure(request: Request, call_next):  # type: ignore[no-untyped-def]
+        started = time.perf_counter()
+        response = await call_next(request)
+        route = _route_of(request)
+        REQUESTS.labels(service, request.method, route, str(response.status_code)).inc()
+        LATENCY.labels(service, route).observe(time.perf_counter() - started)
+        return response
+
+    @app.get("/healthz", tags=["ops"])
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok", "service": service}
+
+    @app.get("/readyz", tags=["ops"])
+    async def readyz() -> JSONResponse:
+        results = {name: await check() for name, check in (checks(app) if checks else {}).items()}
+        ready = all(results.values())
+        return JSONResponse({"ready": ready, "checks": results}, status_code=200 if ready else 503)
+
+    @app.get("/metrics", tags=["ops"], include_in_schema=False)
+    async def metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    return app

@@ -1,0 +1,146 @@
+"""Shared fixtures: the real stack (never mocked) and the four services started on test ports."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+KAFKA = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
+MONGODB_URI = os.environ.get("MONGODB_URI", "mongodb://127.0.0.1:27017/?directConnection=true")
+TEST_PORTS = {"partners": 18001, "workshops": 18002, "detection": 18003, "metrics": 18004}
+TEST_ENV = {
+    "KAFKA_BOOTSTRAP_SERVERS": KAFKA,
+    "MONGODB_URI": MONGODB_URI,
+    "PARTNERS_DB": "test_partners",
+    "WORKSHOPS_DB": "test_workshops",
+    "DETECTION_DB": "test_detection",
+    "METRICS_DB": "test_metrics",
+    "METRICS_APP_ID": "alliance-metrics-test",
+    "METRICS_DATA_DIR": str(ROOT / ".data" / "faust-test"),
+    "METRICS_ADMIN_TOKEN": "test-metrics-admin-token",
+    "LOG_LEVEL": "INFO",
+}
+
+
+def wait_until(check: Callable[[], Any], timeout: float, what: str, interval: float = 0.1) -> Any:
+    """Poll `check` until it returns something truthy; fail with `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(interval)
+    pytest.fail(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
+
+
+def _stack_problem() -> str | None:
+    from kafka import KafkaAdminClient
+    from pymongo import MongoClient
+
+    try:
+        KafkaAdminClient(bootstrap_servers=KAFKA, request_timeout_ms=5000).close()
+    except Exception as exc:  # noqa: BLE001
+        return f"Kafka at {KAFKA} does not answer ({exc})"
+    try:
+        MongoClient(MONGODB_URI, serverSelectionTimeoutMS=3000).admin.command("ping")
+    except Exception as exc:  # noqa: BLE001
+        return f"the MongoDB-protocol server at {MONGODB_URI} does not answer ({exc})"
+    return None
+
+
+@pytest.fixture(scope="session")
+def stack() -> None:
+    """The real broker and database server must be up: integration tests fail (never skip) otherwise."""
+    problem = _stack_problem()
+    if problem:
+        pytest.fail(f"{problem}. Start the stack with `make test` (or deploy/local/stack.sh up).")
+
+
+class Service:
+    def __init__(self, name: str, port: int, proc: subprocess.Popen[bytes], log: Path) -> None:
+        self.name, self.port, self.proc, self.log = name, port, proc, log
+        self.url = f"http://127.0.0.1:{port}"
+        self.http = httpx.Client(base_url=self.url, timeout=10)
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+
+def start_service(name: str, port: int, extra_env: dict[str, str] | None = None) -> Service:
+    log_dir = ROOT / ".run" / "logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    log = log_dir / f"test-{name}.log"
+    env = {**os.environ, **TEST_ENV, **(extra_env or {})}
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            f"services.{name}.main:app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--no-access-log",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=log.open("ab"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    return Service(name, port, proc, log)
+
+
+def wait_ready(svc: Service, timeout: float = 90) -> None:
+    def ready() -> bool:
+        if not svc.alive():
+            pytest.fail(f"{svc.name} exited during start-up; see {svc.log}:\n{svc.log.read_text()[-3000:]}")
+        try:
+            return svc.http.get("/readyz").status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    wait_until(ready, timeout, f"{svc.name} to be ready", interval=0.3)
+
+
+def stop_service(svc: Service, sig: int = 15) -> None:
+    if svc.alive():
+        os.killpg(svc.proc.pid, sig)
+        try:
+            svc.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(svc.proc.pid, 9)
+            svc.proc.wait()
+    svc.http.close()
+
+
+@pytest.fixture(scope="session")
+def services(stack: None) -> Iterator[dict[str, Service]]:
+    started = {name: start_service(name, port) for name, port in TEST_PORTS.items()}
+    try:
+        for svc in started.values():
+            wait_ready(svc)
+        yield started
+    finally:
+        for svc in started.values():
+            stop_service(svc)
+
+
+@pytest.fixture(scope="session")
+def mongo(stack: None) -> Iterator[Any]:
+    from pymongo import MongoClient
+
+    client = MongoClient(MONGODB_URI)
+    yield client
+    client.close()

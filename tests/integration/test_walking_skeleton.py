@@ -1,0 +1,194 @@
+"""The walking skeleton, end to end over the real broker and database server:
+an attendance recorded by the workshops service moves the live counter of the metrics service."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from datetime import UTC, datetime
+
+import pytest
+
+from shared.privacy import person_ref
+from shared.serde import encode
+from shared.settings import DEV_PERSON_REF_KEY
+from shared.topics import DEAD_LETTER, WORKSHOPS
+from tests import samples
+from tests.conftest import Service, wait_until
+from tests.kafka_tools import dead_letters_with_key, produce, tail
+
+pytestmark = pytest.mark.integration
+YEAR = datetime.now(UTC).year
+
+
+def indicator(metrics: Service, name: str, year: int = YEAR) -> int:
+    body = metrics.http.get("/v1/progress", params={"year": year}).json()
+    return next(i["value"] for i in body["indicators"] if i["id"] == name)
+
+
+def attendance(client_reference: str | None, **over) -> dict:
+    body = {
+        "attendance_id": f"att-{uuid.uuid4()}",
+        "workshop_id": "w-skeleton",
+        "theme": "online_banking",
+        "venue_id": "v-skeleton",
+        "departement": "93",
+        "qpv": True,
+        "attended_at": datetime.now(UTC).isoformat(),
+        "client_reference": client_reference,
+    }
+    return body | over
+
+
+def test_every_service_answers_its_probes(services: dict[str, Service]) -> None:
+    for svc in services.values():
+        assert svc.http.get("/healthz").json()["status"] == "ok"
+        assert svc.http.get("/readyz").json() == {"ready": True, "checks": {"kafka": True, "mongodb": True}}
+        assert "http_requests_total" in svc.http.get("/metrics").text
+        assert svc.http.get("/openapi.json").json()["info"]["title"].startswith("Alliance Dynamique")
+
+
+def test_attendance_moves_people_helped_once(services: dict[str, Service], mongo) -> None:
+    workshops, metrics = services["workshops"], services["metrics"]
+    helped0 = indicator(metrics, "people_helped")
+    attended0 = indicator(metrics, "workshop_attendances")
+    client = f"client-{uuid.uuid4()}"
+
+    first = attendance(client)
+    started = time.monotonic()
+    r = workshops.http.post("/v1/attendances", json=first)
+    assert r.status_code == 201, r.text
+    assert r.json()["status"] == "accepted" and r.json()["published"] is True
+    wait_until(lambda: indicator(metrics, "people_helped") == helped0 + 1, 5, "people_helped + 1")
+    print(f"attendance visible in /v1/progress after {time.monotonic() - started:.2f}s")
+
+    # The same attendance again: recognised, not recorded twice.
+    again = workshops.http.post("/v1/attendances", json=first)
+    assert again.status_code == 200 and again.json()["status"] == "duplicate"
+    assert again.json()["event_id"] == r.json()["event_id"]
+
+    # The same event (same id) delivered twice more by the broker, then a new attendance of the same person
+    # (same key, same partition: processed after the duplicates).
+    stored = mongo["test_workshops"]["attendances"].find_one({"_id": first["attendance_id"]})
+    ref = person_ref(client, DEV_PERSON_REF_KEY.encode())
+    assert stored["person_ref"] == ref
+    assert client not in json.dumps(stored, default=str), "the raw client reference must never be stored"
+    assert stored["outbox_pending"] is False and stored["outbox"] == []
+    duplicate = samples.attended(ref, event_id=uuid.UUID(stored["event_id"]))
+    produce(WORKSHOPS.name, encode(duplicate), ref.encode())
+    produce(WORKSHOPS.name, encode(duplicate), ref.encode())
+    second_visit = workshops.http.post("/v1/attendances", json=attendance(client))
+    assert second_visit.status_code == 201
+    wait_until(lambda: indicator(metrics, "workshop_attendances") >= attended0 + 2, 5, "second visit counted")
+    assert indicator(metrics, "workshop_attendances") == attended0 + 2
+    assert indicator(metrics, "people_helped") == helped0 + 1
+
+    # A second person moves it again.
+    assert workshops.http.post("/v1/attendances", json=attendance(f"client-{uuid.uuid4()}")).status_code == 201
+    wait_until(lambda: indicator(metrics, "people_helped") == helped0 + 2, 5, "people_helped + 2")
+
+
+def test_retraction_takes_the_person_back_out(services: dict[str, Service]) -> None:
+    workshops, metrics = services["workshops"], services["metrics"]
+    helped0 = indicator(metrics, "people_helped")
+    body = attendance(f"client-{uuid.uuid4()}")
+    assert workshops.http.post("/v1/attendances", json=body).status_code == 201
+    wait_until(lambda: indicator(metrics, "people_helped") == helped0 + 1, 5, "people_helped + 1")
+    r = workshops.http.post(f"/v1/attendances/{body['attendance_id']}/retraction", json={"reason": "wrong sheet"})
+    assert r.status_code == 200 and r.json()["status"] == "retracted"
+    wait_until(lambda: indicator(metrics, "people_helped") == helped0, 5, "people_helped back down")
+
+
+def test_anonymous_attendance_counts_as_one_person_each(services: dict[str, Service]) -> None:
+    workshops, metrics = services["workshops"], services["metrics"]
+    helped0 = indicator(metrics, "people_helped")
+    for _ in range(2):
+        assert workshops.http.post("/v1/attendances", json=attendance(None)).status_code == 201
+    wait_until(lambda: indicator(metrics, "people_helped") == helped0 + 2, 5, "two anonymous people")
+
+
+@pytest.mark.parametrize(
+    "body, reason",
+    [
+        ({"departement": "99"}, "unknown département"),
+        ({"attended_at": "2999-01-01T00:00:00Z"}, "future"),
+        ({"attended_at": "2022-01-01T00:00:00"}, "timezone"),
+        ({"surprise": 1}, "Extra inputs"),
+        ({"theme": "knitting"}, "theme"),
+    ],
+)
+def test_bad_attendance_is_refused_with_a_reason(services: dict[str, Service], body: dict, reason: str) -> None:
+    r = services["workshops"].http.post("/v1/attendances", json=attendance("client-x") | body)
+    assert r.status_code == 422
+    assert reason in r.text
+
+
+def test_reusing_an_attendance_id_with_other_details_is_a_conflict(services: dict[str, Service]) -> None:
+    body = attendance(f"client-{uuid.uuid4()}")
+    assert services["workshops"].http.post("/v1/attendances", json=body).status_code == 201
+    r = services["workshops"].http.post("/v1/attendances", json=body | {"departement": "75"})
+    assert r.status_code == 409
+
+
+def test_malformed_record_goes_to_dead_letter_and_counting_goes_on(services: dict[str, Service]) -> None:
+    metrics = services["metrics"]
+    helped0 = indicator(metrics, "people_helped")
+    bad_key = f"bad-{uuid.uuid4()}".encode()
+    wrong_key = f"wrong-{uuid.uuid4()}".encode()
+    valid_but_invalid = json.loads(encode(samples.attended(samples.ref(uuid.uuid4()))))
+    valid_but_invalid["data"]["departement"] = "00"
+    with tail(DEAD_LETTER.name) as records:
+        produce(WORKSHOPS.name, b"{this is not json", bad_key)
+        produce(WORKSHOPS.name, json.dumps(valid_but_invalid).encode(), bad_key)
+        produce(WORKSHOPS.name, encode(samples.attended(samples.ref(uuid.uuid4()))), wrong_key)
+        got = wait_until(
+            lambda: (
+                len(dead_letters_with_key(records(0.3), bad_key)) >= 2 and dead_letters_with_key(records(0), wrong_key)
+            ),
+            10,
+            "dead letters",
+        )
+        assert got
+        letters = dead_letters_with_key(records(0), bad_key)
+        assert "not JSON" in letters[0]["reason"]
+        assert "departement" in letters[1]["reason"]
+        assert letters[0]["source"]["topic"] == WORKSHOPS.name
+        assert "does not match" in dead_letters_with_key(records(0), wrong_key)[0]["reason"]
+    # The worker keeps counting after the bad records.
+    good = samples.attended(samples.ref(uuid.uuid4()))
+    produce(WORKSHOPS.name, encode(good), good.key.encode())
+    wait_until(lambda: indicator(metrics, "people_helped") == helped0 + 1, 5, "counting after dead letters")
+
+
+def test_outbox_relay_publishes_what_a_crash_left_behind(services: dict[str, Service], mongo) -> None:
+    """A document written with its event but never published (the service died in between)."""
+    from shared.outbox import outbox_entries
+
+    metrics = services["metrics"]
+    helped0 = indicator(metrics, "people_helped")
+    event = samples.attended(samples.ref(uuid.uuid4()))
+    doc = {"_id": event.data.attendance_id, "event_id": str(event.id), **outbox_entries([event])}
+    mongo["test_workshops"]["attendances"].insert_one(doc)
+    wait_until(lambda: indicator(metrics, "people_helped") == helped0 + 1, 10, "relay to publish")
+    wait_until(
+        lambda: not mongo["test_workshops"]["attendances"].find_one({"_id": doc["_id"]})["outbox_pending"],
+        5,
+        "outbox cleared",
+    )
+
+
+def test_goals_are_data_and_only_an_admin_changes_them(services: dict[str, Service]) -> None:
+    metrics = services["metrics"]
+    goals = metrics.http.get("/v1/goals").json()
+    assert {"indicator": "people_helped", "year": 2022, "goal": 500000.0, "territory": None} in goals["goals"]
+    new = {"indicator": "skills_missions", "year": 2031, "goal": 130}
+    assert metrics.http.put("/v1/goals", json=new).status_code == 401
+    assert metrics.http.put("/v1/goals", json=new, headers={"Authorization": "Bearer nope"}).status_code == 403
+    ok = metrics.http.put("/v1/goals", json=new, headers={"Authorization": "Bearer test-metrics-admin-token"})
+    assert ok.status_code == 200
+    body = metrics.http.get("/v1/progress", params={"year": 2031}).json()
+    missions = next(i for i in body["indicators"] if i["id"] == "skills_missions")
+    assert missions["goal"] == 130 and missions["goal_inherited"] is False
+    helped = next(i for i in body["indicators"] if i["id"] == "people_helped")
+    assert helped["goal"] == 500000 and helped["goal_inherited"] is True and helped["goal_year"] == 2022

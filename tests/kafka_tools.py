@@ -1,0 +1,65 @@
+"""Reading and writing the real broker from tests (kafka-python, synchronous)."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+
+from tests.conftest import KAFKA
+
+
+def produce(topic: str, value: bytes | None, key: bytes | None) -> None:
+    producer = KafkaProducer(bootstrap_servers=KAFKA, acks="all")
+    try:
+        producer.send(topic, value=value, key=key).get(timeout=10)
+    finally:
+        producer.close()
+
+
+@contextmanager
+def tail(topic: str) -> Iterator[Callable]:
+    """Read what is appended to `topic` from now on: yields `records(timeout)`, a list of new records."""
+    consumer = KafkaConsumer(bootstrap_servers=KAFKA, enable_auto_commit=False, consumer_timeout_ms=200)
+    parts = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+    consumer.assign(parts)
+    consumer.seek_to_end(*parts)
+    for p in parts:
+        consumer.position(p)  # resolve "end" now, before anything new is produced
+    seen: list[Any] = []
+
+    def records(timeout: float = 0.5) -> list[Any]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for batch in consumer.poll(timeout_ms=200).values():
+                seen.extend(batch)
+        return seen
+
+    try:
+        yield records
+    finally:
+        consumer.close()
+
+
+def dead_letters_with_key(records: list[Any], key: bytes) -> list[dict[str, Any]]:
+    return [json.loads(r.value) for r in records if r.key == key]
+
+
+def read_all(topic: str, timeout_s: float = 5.0) -> list[Any]:
+    """Every record currently in `topic`, from the beginning."""
+    consumer = KafkaConsumer(bootstrap_servers=KAFKA, enable_auto_commit=False, consumer_timeout_ms=1000)
+    parts = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+    consumer.assign(parts)
+    consumer.seek_to_beginning(*parts)
+    ends = consumer.end_offsets(parts)
+    out: list[Any] = []
+    deadline = time.monotonic() + timeout_s
+    while any(consumer.position(p) < ends[p] for p in parts) and time.monotonic() < deadline:
+        for batch in consumer.poll(timeout_ms=300).values():
+            out.extend(batch)
+    consumer.close()
+    return out
