@@ -57,9 +57,7 @@ class Outbox:
         await self.publisher.publish_many(events)
         # Clear only if nothing was queued meanwhile (compare-and-set on the sequence); otherwise the
         # relay sends the whole outbox again later, which consumers absorb by event id.
-        await self.collection.update_one(
-            {"_id": doc_id, SEQ: doc.get(SEQ)}, {"$set": {"outbox": [], PENDING: False}}
-        )
+        await self.collection.update_one({"_id": doc_id, SEQ: doc.get(SEQ)}, {"$set": {"outbox": [], PENDING: False}})
         return len(events)
 
     async def relay_once(self, limit: int = 500) -> int:

@@ -16,16 +16,27 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 KAFKA = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
 MONGODB_URI = os.environ.get("MONGODB_URI", "mongodb://127.0.0.1:27017/?directConnection=true")
-TEST_PORTS = {"partners": 18001, "workshops": 18002, "detection": 18003, "metrics": 18004}
+# Several test runs may share one stack (e.g. two developers' suites): TEST_INSTANCE (0-9) gives each its
+# own ports, databases and metrics consumer group.
+INSTANCE = int(os.environ.get("TEST_INSTANCE", "0"))
+SUFFIX = f"_{INSTANCE}" if INSTANCE else ""
+PORT_BASE = 18000 + 100 * INSTANCE
+TEST_PORTS = {
+    "partners": PORT_BASE + 1,
+    "workshops": PORT_BASE + 2,
+    "detection": PORT_BASE + 3,
+    "metrics": PORT_BASE + 4,
+}
+DBS = {name: f"test_{name}{SUFFIX}" for name in ("partners", "workshops", "detection", "metrics")}
 TEST_ENV = {
     "KAFKA_BOOTSTRAP_SERVERS": KAFKA,
     "MONGODB_URI": MONGODB_URI,
-    "PARTNERS_DB": "test_partners",
-    "WORKSHOPS_DB": "test_workshops",
-    "DETECTION_DB": "test_detection",
-    "METRICS_DB": "test_metrics",
-    "METRICS_APP_ID": "alliance-metrics-test",
-    "METRICS_DATA_DIR": str(ROOT / ".data" / "faust-test"),
+    "PARTNERS_DB": DBS["partners"],
+    "WORKSHOPS_DB": DBS["workshops"],
+    "DETECTION_DB": DBS["detection"],
+    "METRICS_DB": DBS["metrics"],
+    "METRICS_APP_ID": f"alliance-metrics-test{SUFFIX}",
+    "METRICS_DATA_DIR": str(ROOT / ".data" / f"faust-test{SUFFIX}"),
     "METRICS_ADMIN_TOKEN": "test-metrics-admin-token",
     "LOG_LEVEL": "INFO",
 }
@@ -79,7 +90,7 @@ class Service:
 def start_service(name: str, port: int, extra_env: dict[str, str] | None = None) -> Service:
     log_dir = ROOT / ".run" / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
-    log = log_dir / f"test-{name}.log"
+    log = log_dir / f"test{SUFFIX}-{name}.log"
     env = {**os.environ, **TEST_ENV, **(extra_env or {})}
     proc = subprocess.Popen(
         [

@@ -55,17 +55,13 @@ class MetricsWorker:
             value_serializer="raw",
         )
         self.dead_letter = self.app.topic(DEAD_LETTER.name, key_serializer="raw", value_serializer="raw")
-        self.states = self.app.Table(
-            "key_state",
-            default=None,
-            partitions=PARTITIONS,
-            schema=faust.Schema(key_type=bytes, key_serializer="raw", value_serializer="json"),
-        )
+        # Keys and values both JSON (faust's default): the changelog is read back with the same codec.
+        self.states = self.app.Table("key_state", default=None, partitions=PARTITIONS)
         self.states.on_recover(self._rebuild)
         self.app.agent(self.source, name="count")(self._count)
 
     async def _rebuild(self) -> None:
-        self.counters.rebuild((k.decode() if isinstance(k, bytes) else k, v) for k, v in self.states.items() if v)
+        self.counters.rebuild((k, v) for k, v in self.states.items() if v)
         self.recovered = True
         self._on_change()
         log.info("counters rebuilt from table", extra={"keys": len(self.states)})
@@ -81,13 +77,12 @@ class MetricsWorker:
             except InvalidEvent as exc:
                 await self._dead_letter(message, str(exc))
                 continue
-            table_key = key.encode()
-            old = self.states.get(table_key)
+            old = self.states.get(key)
             new = domain.apply(old, envelope)
             self.processed += 1
             if new is None:
                 continue
-            self.states[table_key] = new
+            self.states[key] = new
             self.counters.replace(key, old, new)
             self._on_change()
 

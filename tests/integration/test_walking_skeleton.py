@@ -15,7 +15,7 @@ from shared.serde import encode
 from shared.settings import DEV_PERSON_REF_KEY
 from shared.topics import DEAD_LETTER, WORKSHOPS
 from tests import samples
-from tests.conftest import Service, wait_until
+from tests.conftest import DBS, Service, wait_until
 from tests.kafka_tools import dead_letters_with_key, produce, tail
 
 pytestmark = pytest.mark.integration
@@ -70,7 +70,7 @@ def test_attendance_moves_people_helped_once(services: dict[str, Service], mongo
 
     # The same event (same id) delivered twice more by the broker, then a new attendance of the same person
     # (same key, same partition: processed after the duplicates).
-    stored = mongo["test_workshops"]["attendances"].find_one({"_id": first["attendance_id"]})
+    stored = mongo[DBS["workshops"]]["attendances"].find_one({"_id": first["attendance_id"]})
     ref = person_ref(client, DEV_PERSON_REF_KEY.encode())
     assert stored["person_ref"] == ref
     assert client not in json.dumps(stored, default=str), "the raw client reference must never be stored"
@@ -169,10 +169,10 @@ def test_outbox_relay_publishes_what_a_crash_left_behind(services: dict[str, Ser
     helped0 = indicator(metrics, "people_helped")
     event = samples.attended(samples.ref(uuid.uuid4()))
     doc = {"_id": event.data.attendance_id, "event_id": str(event.id), **outbox_entries([event])}
-    mongo["test_workshops"]["attendances"].insert_one(doc)
+    mongo[DBS["workshops"]]["attendances"].insert_one(doc)
     wait_until(lambda: indicator(metrics, "people_helped") == helped0 + 1, 10, "relay to publish")
     wait_until(
-        lambda: not mongo["test_workshops"]["attendances"].find_one({"_id": doc["_id"]})["outbox_pending"],
+        lambda: not mongo[DBS["workshops"]]["attendances"].find_one({"_id": doc["_id"]})["outbox_pending"],
         5,
         "outbox cleared",
     )
