@@ -46,12 +46,26 @@ DIMENSIONS = ("departement", "region", "qpv", "rural", "channel", "theme", "comm
 #                                                   "ad" adviser deployed, "vo" venue opened
 
 
+FUNNEL_DAYS = 90
+FUNNEL_DIMENSIONS = ("departement", "office_type")
+
+
 def civil_year(moment: datetime, tz: str) -> int:
     return moment.astimezone(ZoneInfo(tz)).year
 
 
-def _help_dims(d: ev.HelpFacts, theme: str | None) -> dict[str, str]:
+def week_of_year(day: date) -> str:
+    """Week number within the civil year ("01".."53"): day 1-7 is week 01, whatever weekday 1 January is."""
+    return f"{(day.timetuple().tm_yday - 1) // 7 + 1:02d}"
+
+
+def _local_week(moment: datetime, tz: str) -> str:
+    return week_of_year(moment.astimezone(ZoneInfo(tz)).date())
+
+
+def _help_dims(d: ev.HelpFacts, theme: str | None, moment: datetime) -> dict[str, str]:
     dims = {
+        "week": _local_week(moment, d.timezone),
         "departement": d.departement,
         "region": d.region,
         "qpv": str(d.qpv).lower(),
@@ -71,11 +85,12 @@ def fact_of(event: ev.Envelope) -> list[Any] | None:
     d = event.data
     ts = event.time.timestamp()
     if isinstance(d, ev.WorkshopAttended):
-        return ["h", "w", ts, civil_year(event.time, d.timezone), _help_dims(d, d.theme.value)]
+        return ["h", "w", ts, civil_year(event.time, d.timezone), _help_dims(d, d.theme.value, event.time)]
     if isinstance(d, ev.AccompanimentCompleted):
-        return ["h", "a", ts, civil_year(event.time, d.timezone), _help_dims(d, d.need.value)]
+        return ["h", "a", ts, civil_year(event.time, d.timezone), _help_dims(d, d.need.value, event.time)]
     if isinstance(d, ev.IllectronismDetected):
         dims = {
+            "week": _local_week(event.time, d.timezone),
             "departement": d.departement,
             "region": d.region,
             "qpv": str(d.qpv).lower(),
@@ -108,7 +123,7 @@ def fact_of(event: ev.Envelope) -> list[Any] | None:
 
 
 def _dated(tag: str, day: date, dims: dict[str, Any]) -> list[Any]:
-    return [tag, day.isoformat(), day.year, dims]
+    return [tag, day.isoformat(), day.year, {"week": week_of_year(day), **dims}]
 
 
 def _office_type(d: ev.IllectronismDetected) -> str:
@@ -159,18 +174,23 @@ def contributions(state: State | None) -> Counter[Cell]:
     first_help: dict[int, tuple[float, str, dict[str, Any]]] = {}
     first_fs: dict[int, tuple[float, str, dict[str, Any]]] = {}
     first_detection: dict[int, tuple[float, str, dict[str, Any]]] = {}
+    referred_years: set[int] = set()
+    help_times: list[float] = []
     for eid, fact in live:
         tag = fact[0]
         if tag == "h":
             _, kind, ts, year, dims = fact
             out.update(_cells("workshop_attendances" if kind == "w" else "accompaniments", year, dims))
             _keep_first(first_help, year, (ts, eid, dims))
+            help_times.append(ts)
             if kind == "a" and dims["channel"] == ev.Channel.FRANCE_SERVICES.value:
                 _keep_first(first_fs, year, (ts, eid, dims))
         elif tag == "d":
             _, ts, year, dims = fact
             out.update(_cells("detections", year, dims))
             _keep_first(first_detection, year, (ts, eid, dims))
+            if dims["referred"] == "true":
+                referred_years.add(year)
         elif tag in _DATED:
             _, _, year, dims = fact
             indicator = _DATED[tag]
@@ -183,7 +203,29 @@ def contributions(state: State | None) -> Counter[Cell]:
     ):
         for year, (_, _, dims) in firsts.items():
             out.update(_cells(indicator, year, dims))
+    _funnel(out, first_detection, referred_years, help_times)
     return out
+
+
+def _funnel(out: Counter[Cell], first_detection: dict[int, tuple[float, str, dict[str, Any]]],
+            referred_years: set[int], help_times: list[float]) -> None:
+    """Detected in Y → referred → helped within FUNNEL_DAYS of the first detection of Y (by event time).
+
+    Delays are kept as a histogram of whole days, so the median is exact and still additive.
+    """
+    window = FUNNEL_DAYS * 86400
+    for year, (ts, _, dims) in first_detection.items():
+        scoped = {name: dims[name] for name in FUNNEL_DIMENSIONS}
+        out.update(_cells("funnel_detected", year, scoped))
+        if year in referred_years:
+            out.update(_cells("funnel_referred", year, scoped))
+        delays = [h - ts for h in help_times if 0 <= h - ts <= window]
+        if delays:
+            out.update(_cells("funnel_helped", year, scoped))
+            days = str(int(min(delays) // 86400))
+            out[("funnel_delay_days", year, "", days)] += 1
+            for name, value in scoped.items():
+                out[("funnel_delay_days", year, f"{name}={value}", days)] += 1
 
 
 _DATED = {

@@ -123,3 +123,28 @@ def test_partnerships_new_renewed_active() -> None:
     assert c.active_partnerships(date(2023, 6, 1)) == 1
     assert c.active_partnerships(date(2024, 1, 1)) == 0
     assert c.active_partnerships(date(2022, 2, 28)) == 0
+
+
+def test_funnel_detected_referred_helped_within_90_days() -> None:
+    a, b, c = samples.ref("f-a"), samples.ref("f-b"), samples.ref("f-c")
+    counters = feed(
+        samples.detected(a, at=AT),
+        samples.attended(a, at=AT + timedelta(days=10, hours=3)),
+        samples.attended(a, at=AT + timedelta(days=40)),
+        samples.detected(b, at=AT, referred=False),
+        samples.attended(b, at=AT + timedelta(days=91)),  # too late for the funnel, still helped
+        samples.detected(c, at=AT),
+    )
+    assert counters.value("funnel_detected", 2022) == 3
+    assert counters.value("funnel_referred", 2022) == 2
+    assert counters.value("funnel_helped", 2022) == 1
+    assert counters.value("funnel_delay_days", 2022, "", "10") == 1
+    assert counters.value("funnel_delay_days", 2022, "office_type=qpv", "10") == 1
+    assert counters.value("funnel_detected", 2022, "office_type", "qpv") == 3
+    assert counters.value("people_helped", 2022) == 2
+
+
+def test_weekly_trend_cells_follow_local_time() -> None:
+    # 7 Jan 23:30 UTC is 8 Jan in Paris: week 02 of the year.
+    c = feed(samples.attended(samples.ref("wk"), at=datetime(2022, 1, 7, 23, 30, tzinfo=UTC)))
+    assert c.breakdown("people_helped", 2022, "week") == {"02": 1}
