@@ -62,7 +62,7 @@ __all__ = [
     "dataschema",
 ]
 
-SPECVERSION = "1.0"
+SPECVERSION: Literal["1.0"] = "1.0"
 SCHEMA_URN = "urn:alliance-dynamique:schema"
 
 PersonRef = Annotated[str, Field(pattern=PERSON_REF_PATTERN, description="keyed hash of the client identifier")]

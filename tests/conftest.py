@@ -125,6 +125,15 @@ def wait_ready(svc: Service, timeout: float = 90) -> None:
     wait_until(ready, timeout, f"{svc.name} to be ready", interval=0.3)
 
 
+def wait_metrics_caught_up(app_id: str, timeout: float = 600) -> None:
+    """The metrics worker has consumed everything already on the event topics (a fresh consumer group
+    starts from the beginning of the log), so tests see their own events counted promptly."""
+    from services.metrics.replay import end_offsets, wait_caught_up
+
+    if not wait_caught_up(KAFKA, app_id, end_offsets(KAFKA), timeout):
+        pytest.fail(f"the metrics worker {app_id} did not catch up with the log within {timeout}s")
+
+
 def stop_service(svc: Service, sig: int = 15) -> None:
     if svc.alive():
         os.killpg(svc.proc.pid, sig)
@@ -142,6 +151,7 @@ def services(stack: None) -> Iterator[dict[str, Service]]:
     try:
         for svc in started.values():
             wait_ready(svc)
+        wait_metrics_caught_up(TEST_ENV["METRICS_APP_ID"])
         yield started
     finally:
         for svc in started.values():

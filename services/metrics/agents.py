@@ -56,12 +56,12 @@ class MetricsWorker:
         )
         self.dead_letter = self.app.topic(DEAD_LETTER.name, key_serializer="raw", value_serializer="raw")
         # Keys and values both JSON (faust's default): the changelog is read back with the same codec.
-        self.states = self.app.Table("key_state", default=None, partitions=PARTITIONS)
+        self.states = self.app.Table("key_facts", default=None, partitions=PARTITIONS)
         self.states.on_recover(self._rebuild)
         self.app.agent(self.source, name="count")(self._count)
 
     async def _rebuild(self) -> None:
-        self.counters.rebuild((k, v) for k, v in self.states.items() if v)
+        self.counters.rebuild((k, domain.compact(v)) for k, v in self.states.items() if v)
         self.recovered = True
         self._on_change()
         log.info("counters rebuilt from table", extra={"keys": len(self.states)})

@@ -17,10 +17,10 @@ from zoneinfo import ZoneInfo
 
 from shared import events as ev
 
-__all__ = ["State", "Cell", "fact_of", "apply", "contributions", "Counters", "DIMENSIONS", "INDICATORS"]
+__all__ = ["State", "Cell", "fact_of", "apply", "compact", "contributions", "Counters", "DIMENSIONS", "INDICATORS"]
 
-# A key's state: {"f": {event_id: fact}, "x": [retracted event ids]} — JSON-friendly for changelogs.
-State = dict[str, Any]
+# A key's state: [{event_id: fact}, [retracted event ids]] — small in memory, JSON-friendly for changelogs.
+State = list[Any]
 # A counter cell: (indicator, year, dimension, value); dimension "" is the national total.
 Cell = tuple[str, int, str, str]
 
@@ -88,6 +88,7 @@ def fact_of(event: ev.Envelope) -> list[Any] | None:
         return ["h", "w", ts, civil_year(event.time, d.timezone), _help_dims(d, d.theme.value, event.time)]
     if isinstance(d, ev.AccompanimentCompleted):
         return ["h", "a", ts, civil_year(event.time, d.timezone), _help_dims(d, d.need.value, event.time)]
+    dims: dict[str, Any]
     if isinstance(d, ev.IllectronismDetected):
         dims = {
             "week": _local_week(event.time, d.timezone),
@@ -122,6 +123,29 @@ def fact_of(event: ev.Envelope) -> list[Any] | None:
     return None
 
 
+# Many people share the same dimensions (département, week, channel, theme …): one dict object serves them
+# all, which keeps a million people's state well under a gigabyte. Facts are never mutated after creation.
+_DIMS: dict[tuple[Any, ...], dict[str, Any]] = {}
+
+
+def _freeze(value: Any) -> Any:
+    return tuple(value) if isinstance(value, list) else value
+
+
+def _shared_dims(fact: list[Any]) -> list[Any]:
+    dims = fact[-1]
+    signature = tuple((k, _freeze(v)) for k, v in dims.items())
+    fact[-1] = _DIMS.setdefault(signature, dims)
+    return fact
+
+
+def compact(state: State) -> State:
+    """The same state with its dimension dicts shared (for states read back from a changelog)."""
+    for fact in state[0].values():
+        _shared_dims(fact)
+    return state
+
+
 def _dated(tag: str, day: date, dims: dict[str, Any]) -> list[Any]:
     return [tag, day.isoformat(), day.year, {"week": week_of_year(day), **dims}]
 
@@ -137,19 +161,19 @@ def _office_type(d: ev.IllectronismDetected) -> str:
 def apply(state: State | None, event: ev.Envelope) -> State | None:
     """The key's new state after this event, or None when the event changes nothing (e.g. a duplicate)."""
     eid = str(event.id)
-    facts: dict[str, Any] = state["f"] if state else {}
-    retracted: list[str] = state["x"] if state else []
+    facts: dict[str, Any] = state[0] if state else {}
+    retracted: list[str] = state[1] if state else []
     if event.type in ev.RETRACTION_TYPES:
         target = str(event.data.retracted_event_id)  # type: ignore[attr-defined]
         if target in retracted:
             return None
-        return {"f": facts, "x": [*retracted, target]}
+        return [facts, [*retracted, target]]
     if eid in facts:
         return None
     fact = fact_of(event)
     if fact is None:
         return None
-    return {"f": {**facts, eid: fact}, "x": retracted}
+    return [{**facts, eid: _shared_dims(fact)}, retracted]
 
 
 def _cells(indicator: str, year: int, dims: Mapping[str, Any]) -> Iterable[Cell]:
@@ -168,8 +192,8 @@ def contributions(state: State | None) -> Counter[Cell]:
     out: Counter[Cell] = Counter()
     if not state:
         return out
-    retracted = set(state["x"])
-    live = [(eid, f) for eid, f in state["f"].items() if eid not in retracted]
+    retracted = set(state[1])
+    live = [(eid, f) for eid, f in state[0].items() if eid not in retracted]
     # First help of the year by event time (ties broken by id, so the result never depends on arrival).
     first_help: dict[int, tuple[float, str, dict[str, Any]]] = {}
     first_fs: dict[int, tuple[float, str, dict[str, Any]]] = {}
@@ -207,8 +231,12 @@ def contributions(state: State | None) -> Counter[Cell]:
     return out
 
 
-def _funnel(out: Counter[Cell], first_detection: dict[int, tuple[float, str, dict[str, Any]]],
-            referred_years: set[int], help_times: list[float]) -> None:
+def _funnel(
+    out: Counter[Cell],
+    first_detection: dict[int, tuple[float, str, dict[str, Any]]],
+    referred_years: set[int],
+    help_times: list[float],
+) -> None:
     """Detected in Y → referred → helped within FUNNEL_DAYS of the first detection of Y (by event time).
 
     Delays are kept as a histogram of whole days, so the median is exact and still additive.
@@ -250,7 +278,7 @@ def partnership_span(state: State | None) -> tuple[str, str | None] | None:
     if not state:
         return None
     signed = ended = None
-    for fact in state["f"].values():
+    for fact in state[0].values():
         if fact[0] == "ps":
             signed = fact[1] if signed is None else min(signed, fact[1])
         elif fact[0] == "pe":

@@ -12,8 +12,9 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from services.metrics.domain import INDICATORS
+from shared import geo
 
-__all__ = ["Goal", "Actual", "GoalBook", "GoalLookup", "load_goal_file", "DEFAULT_GOALS_FILE"]
+__all__ = ["Goal", "Actual", "GoalBook", "GoalLookup", "load_goal_file", "DEFAULT_GOALS_FILE", "region_territory"]
 
 DEFAULT_GOALS_FILE = Path(__file__).with_name("goals.json")
 
@@ -24,7 +25,9 @@ class Goal(BaseModel):
     indicator: str
     year: int = Field(ge=2000, le=2100)
     goal: float = Field(gt=0)
-    territory: str | None = Field(None, description="a département code; absent for the national goal")
+    territory: str | None = Field(
+        None, description='a département code ("75", "2A", "974") or a region as "region:11"; absent for national'
+    )
 
     @field_validator("indicator")
     @classmethod
@@ -32,6 +35,20 @@ class Goal(BaseModel):
         if value not in INDICATORS:
             raise ValueError(f"unknown indicator {value!r}")
         return value
+
+    @field_validator("territory")
+    @classmethod
+    def _known_territory(cls, value: str | None) -> str | None:
+        if value is None or value in geo.departements():
+            return value
+        if value.startswith("region:") and value.removeprefix("region:") in geo.regions():
+            return value
+        raise ValueError(f"unknown territory {value!r}: a département code (e.g. '75', '2A') or 'region:<code>'")
+
+
+def region_territory(code: str) -> str:
+    """How a goal names a region."""
+    return f"region:{code}"
 
 
 class Actual(BaseModel):

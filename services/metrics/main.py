@@ -56,6 +56,17 @@ def build_app(settings: MetricsSettings | None = None) -> FastAPI:
     app = create_app("metrics", title="Alliance Dynamique — metrics", lifespan=lifespan, checks=checks)
     app.include_router(router)
 
+    @app.get("/v1/worker", tags=["ops"])
+    async def worker_status() -> dict:
+        """What the stream worker has done since it started (for operators and benchmarks)."""
+        return {"app_id": settings.app_id, "recovered": worker.recovered, "processed": worker.processed,
+                "dead_lettered": worker.dead_lettered, "keys": len(worker.states), "version": worker.counters.version}
+
+    @app.get("/v1/snapshot", tags=["ops"])
+    async def snapshot() -> dict:
+        """Every non-zero counter cell: what the replay command compares with a rebuild from the log."""
+        return {"app_id": settings.app_id, "cells": worker.counters.snapshot()}
+
     @app.get("/", include_in_schema=False)
     async def dashboard() -> HTMLResponse:
         return HTMLResponse(DASHBOARD.read_text(encoding="utf-8"))

@@ -41,6 +41,8 @@ def progress(counters: Counters, goals: GoalBook, year: int, now: datetime) -> d
         goal = found.goal
         # A stock (active partnerships) is not accumulated over the year: its pace is the goal itself.
         stock = indicator == "active_partnerships"
+        expected: float | None
+        projected: float | None
         if share >= 1:
             expected, projected = goal, value
         elif share <= 0:

@@ -11,8 +11,8 @@ from fastapi import FastAPI
 
 from services.workshops.api import router
 from services.workshops.settings import WorkshopsSettings
+from services.workshops.store import Store
 from shared.logs import configure_logging
-from shared.outbox import Outbox
 from shared.service import kafka_and_mongo, standard_checks
 from shared.web import create_app
 
@@ -26,10 +26,10 @@ def build_app(settings: WorkshopsSettings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with kafka_and_mongo(app, settings, "workshops"):
-            outbox = Outbox(app.state.mongo[settings.mongodb_database]["attendances"], app.state.publisher)
-            await outbox.ensure_indexes()
-            app.state.outbox = outbox
-            relay = asyncio.create_task(outbox.relay_forever(settings.outbox_interval_s))
+            store = Store(app.state.mongo[settings.mongodb_database], app.state.publisher)
+            await store.ensure_indexes()
+            app.state.store = store
+            relay = asyncio.create_task(store.relay_forever(settings.outbox_interval_s))
             try:
                 yield
             finally:

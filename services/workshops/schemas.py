@@ -2,19 +2,58 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
+from typing import Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, NaiveDatetime, field_validator, model_validator
 
-from shared.events import DepartementCode, WorkshopTheme
+from shared.events import Commitment, DepartementCode, Need, WorkshopTheme
 
-__all__ = ["AttendanceCreate", "AttendancePublic", "RetractionCreate"]
+__all__ = [
+    "AttendanceCreate",
+    "AttendancePublic",
+    "RetractionCreate",
+    "VenueCreate",
+    "FacilitatorCreate",
+    "WorkshopCreate",
+    "RegistrationCreate",
+    "CheckIn",
+    "CancellationCreate",
+    "AccompanimentCreate",
+    "RecordPublic",
+    "RegistrationPublic",
+    "SheetReport",
+]
 
-ID = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:-]+$")
+ID_PATTERN = r"^[A-Za-z0-9_:-][A-Za-z0-9._:-]*$"
+KEY_PATTERN = r"^[A-Za-z0-9_:-]+$"  # ids used as keys inside a document: no dots
+ID = Field(min_length=1, max_length=64, pattern=ID_PATTERN)
+CLIENT_REFERENCE = Field(
+    None,
+    min_length=1,
+    max_length=128,
+    description="the client's identifier; hashed on arrival and never stored. Absent: anonymous",
+)
 
 
-class AttendanceCreate(BaseModel):
+def _not_in_future(value: datetime) -> datetime:
+    if value > datetime.now(UTC) + timedelta(minutes=5):
+        raise ValueError("is in the future")
+    return value
+
+
+def _day_not_in_future(value: date) -> date:
+    if value > datetime.now(UTC).date() + timedelta(days=1):
+        raise ValueError("is in the future: record the fact when it has happened")
+    return value
+
+
+class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+class AttendanceCreate(_Strict):
+    """One attendance with its full details (the first, workshop-agnostic check-in endpoint)."""
 
     attendance_id: str = Field(
         min_length=1,
@@ -30,12 +69,7 @@ class AttendanceCreate(BaseModel):
     rural: bool = False
     partner_id: str | None = None
     attended_at: AwareDatetime
-    client_reference: str | None = Field(
-        None,
-        min_length=1,
-        max_length=128,
-        description="the client's identifier; hashed on arrival and never stored. Absent: anonymous",
-    )
+    client_reference: str | None = CLIENT_REFERENCE
 
     @field_validator("attended_at")
     @classmethod
@@ -52,7 +86,145 @@ class AttendancePublic(BaseModel):
     published: bool
 
 
-class RetractionCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class RetractionCreate(_Strict):
     reason: str = Field(min_length=3, max_length=500)
+
+
+class CancellationCreate(_Strict):
+    reason: str = Field(min_length=3, max_length=500)
+
+
+class VenueCreate(_Strict):
+    venue_id: str = ID
+    name: str = Field(min_length=1, max_length=120, description="the place's name (never a person's)")
+    kind: Literal["post_office_room", "partner_premises", "france_services"]
+    commune_insee: str = Field(pattern=r"^(\d{5}|2[AB]\d{3})$", description="INSEE code of the commune")
+    qpv: bool = False
+    rural: bool = False
+    newly_equipped: bool = Field(False, description="one of the renovated post offices lent to partners")
+    partner_id: str | None = Field(None, description="the partner whose premises these are")
+    opened_on: date
+
+    _opened = field_validator("opened_on")(_day_not_in_future)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> VenueCreate:
+        if self.kind == "partner_premises" and not self.partner_id:
+            raise ValueError("partner premises must name their partner_id")
+        if self.newly_equipped and self.kind != "post_office_room":
+            raise ValueError("newly equipped places are post-office rooms")
+        return self
+
+    @property
+    def departement(self) -> str:
+        code = self.commune_insee
+        return code[:3] if code.startswith("97") else code[:2]
+
+
+class FacilitatorCreate(_Strict):
+    facilitator_id: str = ID
+    kind: Literal["adviser", "partner_mediator", "volunteer"]
+    departement: DepartementCode
+    partner_id: str | None = None
+    deployed_on: date | None = Field(None, description="for a digital adviser: when they took up the post")
+
+    _deployed = field_validator("deployed_on")(lambda v: v if v is None else _day_not_in_future(v))
+
+    @model_validator(mode="after")
+    def _consistent(self) -> FacilitatorCreate:
+        if self.kind == "adviser" and self.deployed_on is None:
+            raise ValueError("a digital adviser needs deployed_on")
+        if self.kind == "partner_mediator" and not self.partner_id:
+            raise ValueError("a partner mediator needs partner_id")
+        if self.kind != "partner_mediator" and self.partner_id:
+            raise ValueError("only partner mediators belong to a partner")
+        return self
+
+
+class WorkshopCreate(_Strict):
+    workshop_id: str = ID
+    theme: WorkshopTheme
+    venue_id: str = ID
+    facilitator_id: str | None = None
+    partner_id: str | None = None
+    starts_local: NaiveDatetime = Field(description="wall-clock time at the venue, e.g. 2026-03-12T14:00")
+    duration_minutes: int = Field(120, ge=15, le=8 * 60)
+    capacity: int = Field(ge=1, le=500)
+    commitment: Commitment = Commitment.DIGITAL_INCLUSION
+
+
+class RegistrationCreate(_Strict):
+    registration_id: str | None = Field(None, min_length=1, max_length=64, pattern=KEY_PATTERN)
+    origin: Literal["referral", "walk_in"]
+    client_reference: str | None = CLIENT_REFERENCE
+
+    @model_validator(mode="after")
+    def _referral_names_the_person(self) -> RegistrationCreate:
+        if self.origin == "referral" and not self.client_reference:
+            raise ValueError("a referral names the client (client_reference) so that it links to the detection")
+        if not self.client_reference and not self.registration_id:
+            raise ValueError("an anonymous walk-in needs a registration_id (the caller's id, for retries)")
+        return self
+
+
+class CheckIn(_Strict):
+    seat: str | None = Field(None, min_length=1, max_length=16)
+    registration_id: str | None = Field(None, min_length=1, max_length=64)
+    client_reference: str | None = CLIENT_REFERENCE
+    attended_at: AwareDatetime | None = Field(None, description="defaults to the session's start")
+
+    _attended = field_validator("attended_at")(lambda v: v if v is None else _not_in_future(v))
+
+
+class AccompanimentCreate(_Strict):
+    accompaniment_id: str = ID
+    channel: Literal["france_services", "adviser", "partner"]
+    need: Need
+    duration_minutes: int = Field(ge=1, le=8 * 60)
+    completed_at: AwareDatetime
+    venue_id: str | None = None
+    departement: DepartementCode | None = Field(None, description="where, when not at a known venue")
+    qpv: bool = False
+    rural: bool = False
+    adviser_id: str | None = None
+    partner_id: str | None = None
+    commitment: Commitment = Commitment.DIGITAL_INCLUSION
+    client_reference: str | None = CLIENT_REFERENCE
+
+    _completed = field_validator("completed_at")(_not_in_future)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> AccompanimentCreate:
+        if not self.venue_id and not self.departement:
+            raise ValueError("give venue_id or departement")
+        if self.channel == "adviser" and not self.adviser_id:
+            raise ValueError("an adviser session names its adviser_id")
+        if self.channel == "partner" and not self.partner_id:
+            raise ValueError("a partner session names its partner_id")
+        return self
+
+
+class RecordPublic(BaseModel):
+    status: str
+    id: str
+    published: bool
+    event_ids: list[str] = []
+    record: dict[str, Any] = {}
+
+
+class RegistrationPublic(BaseModel):
+    status: str
+    workshop_id: str
+    registration_id: str
+    registration_status: str
+    waiting_position: int | None = None
+    promoted_registration_id: str | None = None
+
+
+class SheetReport(BaseModel):
+    workshop_id: str
+    rows: list[dict[str, Any]]
+    recorded: int
+    duplicates: int
+    rejected: int
+    published: bool

@@ -10,9 +10,10 @@ from datetime import UTC, datetime
 
 import pytest
 
+from shared.identity import Principal, Role, issue_token
 from shared.privacy import person_ref
 from shared.serde import encode
-from shared.settings import DEV_PERSON_REF_KEY
+from shared.settings import DEV_PERSON_REF_KEY, DEV_PLATFORM_TOKEN_KEY
 from shared.topics import DEAD_LETTER, WORKSHOPS
 from tests import samples
 from tests.conftest import DBS, Service, wait_until
@@ -20,6 +21,8 @@ from tests.kafka_tools import dead_letters_with_key, produce, tail
 
 pytestmark = pytest.mark.integration
 YEAR = datetime.now(UTC).year
+# Recording attendance needs a platform token (issued by the partners service; minted here with the dev key).
+ADMIN = {"Authorization": "Bearer " + issue_token(Principal("test-admin", Role.ADMIN), DEV_PLATFORM_TOKEN_KEY)}
 
 
 def indicator(metrics: Service, name: str, year: int = YEAR) -> int:
@@ -57,14 +60,14 @@ def test_attendance_moves_people_helped_once(services: dict[str, Service], mongo
 
     first = attendance(client)
     started = time.monotonic()
-    r = workshops.http.post("/v1/attendances", json=first)
+    r = workshops.http.post("/v1/attendances", json=first, headers=ADMIN)
     assert r.status_code == 201, r.text
     assert r.json()["status"] == "accepted" and r.json()["published"] is True
     wait_until(lambda: indicator(metrics, "people_helped") == helped0 + 1, 5, "people_helped + 1")
     print(f"attendance visible in /v1/progress after {time.monotonic() - started:.2f}s")
 
     # The same attendance again: recognised, not recorded twice.
-    again = workshops.http.post("/v1/attendances", json=first)
+    again = workshops.http.post("/v1/attendances", json=first, headers=ADMIN)
     assert again.status_code == 200 and again.json()["status"] == "duplicate"
     assert again.json()["event_id"] == r.json()["event_id"]
 
@@ -78,14 +81,17 @@ def test_attendance_moves_people_helped_once(services: dict[str, Service], mongo
     duplicate = samples.attended(ref, event_id=uuid.UUID(stored["event_id"]))
     produce(WORKSHOPS.name, encode(duplicate), ref.encode())
     produce(WORKSHOPS.name, encode(duplicate), ref.encode())
-    second_visit = workshops.http.post("/v1/attendances", json=attendance(client))
+    second_visit = workshops.http.post("/v1/attendances", json=attendance(client), headers=ADMIN)
     assert second_visit.status_code == 201
     wait_until(lambda: indicator(metrics, "workshop_attendances") >= attended0 + 2, 5, "second visit counted")
     assert indicator(metrics, "workshop_attendances") == attended0 + 2
     assert indicator(metrics, "people_helped") == helped0 + 1
 
     # A second person moves it again.
-    assert workshops.http.post("/v1/attendances", json=attendance(f"client-{uuid.uuid4()}")).status_code == 201
+    assert (
+        workshops.http.post("/v1/attendances", json=attendance(f"client-{uuid.uuid4()}"), headers=ADMIN).status_code
+        == 201
+    )
     wait_until(lambda: indicator(metrics, "people_helped") == helped0 + 2, 5, "people_helped + 2")
 
 
@@ -93,9 +99,11 @@ def test_retraction_takes_the_person_back_out(services: dict[str, Service]) -> N
     workshops, metrics = services["workshops"], services["metrics"]
     helped0 = indicator(metrics, "people_helped")
     body = attendance(f"client-{uuid.uuid4()}")
-    assert workshops.http.post("/v1/attendances", json=body).status_code == 201
+    assert workshops.http.post("/v1/attendances", json=body, headers=ADMIN).status_code == 201
     wait_until(lambda: indicator(metrics, "people_helped") == helped0 + 1, 5, "people_helped + 1")
-    r = workshops.http.post(f"/v1/attendances/{body['attendance_id']}/retraction", json={"reason": "wrong sheet"})
+    r = workshops.http.post(
+        f"/v1/attendances/{body['attendance_id']}/retraction", json={"reason": "wrong sheet"}, headers=ADMIN
+    )
     assert r.status_code == 200 and r.json()["status"] == "retracted"
     wait_until(lambda: indicator(metrics, "people_helped") == helped0, 5, "people_helped back down")
 
@@ -104,7 +112,7 @@ def test_anonymous_attendance_counts_as_one_person_each(services: dict[str, Serv
     workshops, metrics = services["workshops"], services["metrics"]
     helped0 = indicator(metrics, "people_helped")
     for _ in range(2):
-        assert workshops.http.post("/v1/attendances", json=attendance(None)).status_code == 201
+        assert workshops.http.post("/v1/attendances", json=attendance(None), headers=ADMIN).status_code == 201
     wait_until(lambda: indicator(metrics, "people_helped") == helped0 + 2, 5, "two anonymous people")
 
 
@@ -119,15 +127,15 @@ def test_anonymous_attendance_counts_as_one_person_each(services: dict[str, Serv
     ],
 )
 def test_bad_attendance_is_refused_with_a_reason(services: dict[str, Service], body: dict, reason: str) -> None:
-    r = services["workshops"].http.post("/v1/attendances", json=attendance("client-x") | body)
+    r = services["workshops"].http.post("/v1/attendances", json=attendance("client-x") | body, headers=ADMIN)
     assert r.status_code == 422
     assert reason in r.text
 
 
 def test_reusing_an_attendance_id_with_other_details_is_a_conflict(services: dict[str, Service]) -> None:
     body = attendance(f"client-{uuid.uuid4()}")
-    assert services["workshops"].http.post("/v1/attendances", json=body).status_code == 201
-    r = services["workshops"].http.post("/v1/attendances", json=body | {"departement": "75"})
+    assert services["workshops"].http.post("/v1/attendances", json=body, headers=ADMIN).status_code == 201
+    r = services["workshops"].http.post("/v1/attendances", json=body | {"departement": "75"}, headers=ADMIN)
     assert r.status_code == 409
 
 

@@ -1,0 +1,227 @@
+"""Metrics benchmarks: worker throughput against a raw consumer, end-to-end freshness, memory, rebuild time.
+
+    python -m bench.metrics [--people 1000000] [--throughput-events 100000] [--rates 100,1000] [--seconds 10]
+
+Every figure is measured in this run, on this machine, against the running local stack; throughput is
+reported as a ratio to a raw aiokafka consumer reading the same records in the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import sys
+import threading
+import time
+import uuid
+from datetime import UTC, datetime
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from tqdm import tqdm
+
+from bench.common import KAFKA, Worker, peak_rss_mib, publish
+from bench.loadgen import help_records
+from services.metrics import replay
+
+PORT = 18990
+
+
+async def _raw_consume(until: dict) -> tuple[int, float]:
+    consumer = AIOKafkaConsumer(bootstrap_servers=KAFKA, enable_auto_commit=False, max_poll_records=5000)
+    await consumer.start()
+    parts = [TopicPartition(tp.topic, tp.partition) for tp, end in until.items() if end > 0]
+    ends = {TopicPartition(tp.topic, tp.partition): end for tp, end in until.items() if end > 0}
+    consumer.assign(parts)
+    await consumer.seek_to_beginning(*parts)
+    started, count = time.perf_counter(), 0
+    remaining = set(parts)
+    while remaining:
+        batches = await consumer.getmany(timeout_ms=500)
+        for tp, records in batches.items():
+            count += sum(1 for r in records if r.offset < ends[tp])
+            if await consumer.position(tp) >= ends[tp]:
+                remaining.discard(tp)
+    elapsed = time.perf_counter() - started
+    await consumer.stop()
+    return count, elapsed
+
+
+def follow(worker: Worker, total: int, desc: str) -> float:
+    """Wait until the worker has processed `total` records from its start; returns the processing time."""
+    bar = tqdm(total=total, unit="ev", desc=desc, file=sys.stderr)
+    first_seen = None
+    while True:
+        status = worker.status() or {"processed": 0}
+        done = status["processed"] + status.get("dead_lettered", 0)
+        if done and first_seen is None:
+            first_seen = time.perf_counter()
+        bar.update(done - bar.n)
+        if done >= total:
+            bar.close()
+            return time.perf_counter() - (first_seen or time.perf_counter())
+        time.sleep(0.2)
+
+
+def throughput(events: int) -> dict:
+    year = 2040
+    publish(help_records(events, year=year, salt=uuid.uuid4().hex))
+    until = replay.end_offsets(KAFKA)
+    total = sum(until.values())
+    raw_count, raw_elapsed = asyncio.run(_raw_consume(until))
+    worker = Worker(PORT)
+    worker.start()
+    try:
+        worker.wait_ready()
+        elapsed = follow(worker, total, "metrics worker catching up")
+        rss = peak_rss_mib(worker.proc.pid)
+    finally:
+        worker.stop()
+    rate, raw_rate = total / elapsed, raw_count / raw_elapsed
+    return {"records": total, "worker_per_s": rate, "raw_per_s": raw_rate, "ratio": rate / raw_rate, "rss": rss}
+
+
+async def _paced(rate: int, seconds: float, year: int, acks: list[float]) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=KAFKA, acks="all", enable_idempotence=True, linger_ms=0)
+    await producer.start()
+    records = help_records(int(rate * seconds), year=year, salt=uuid.uuid4().hex)
+    started = time.perf_counter()
+    pending = []
+
+    async def one(key: bytes, value: bytes) -> None:
+        fut = await producer.send("workshops.events", value=value, key=key)
+        await fut
+        acks.append(time.perf_counter())
+
+    for i, (key, value) in enumerate(records):
+        delay = started + i / rate - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        pending.append(asyncio.create_task(one(key, value)))
+    await asyncio.gather(*pending)
+    await producer.stop()
+
+
+def freshness(worker: Worker, rate: int, seconds: float, year: int) -> dict:
+    """p50/p99 from the broker's acknowledgement of an event (what a service waits for before it answers
+    "accepted") to the moment /v1/progress shows it, polled every 10 ms."""
+    acks: list[float] = []
+    seen: list[tuple[float, int]] = []
+    stop = threading.Event()
+
+    def poll() -> None:
+        while not stop.is_set():
+            body = worker.http.get("/v1/progress", params={"year": year}).json()
+            value = next(i["value"] for i in body["indicators"] if i["id"] == "people_helped")
+            seen.append((time.perf_counter(), value))
+            time.sleep(0.01)
+
+    poller = threading.Thread(target=poll, daemon=True)
+    poller.start()
+    asyncio.run(_paced(rate, seconds, year, acks))
+    deadline = time.perf_counter() + 30
+    while (not seen or seen[-1][1] < len(acks)) and time.perf_counter() < deadline:
+        time.sleep(0.05)
+    stop.set()
+    poller.join()
+    acks.sort()
+    latencies, j = [], 0
+    for i, acked in enumerate(acks, start=1):
+        while j < len(seen) and seen[j][1] < i:
+            j += 1
+        if j == len(seen):
+            break
+        latencies.append(max(0.0, seen[j][0] - acked))
+    latencies.sort()
+    q = statistics.quantiles(latencies, n=100) if len(latencies) > 1 else [float("nan")] * 99
+    return {
+        "rate": rate,
+        "events": len(acks),
+        "measured": len(latencies),
+        "p50_ms": q[49] * 1000,
+        "p99_ms": q[98] * 1000,
+    }
+
+
+def memory(people: int) -> dict:
+    year = 2042
+    publish(help_records(people, year=year, salt=uuid.uuid4().hex))
+    until = replay.end_offsets(KAFKA)
+    total = sum(until.values())
+    worker = Worker(PORT + 1)
+    worker.start()
+    try:
+        worker.wait_ready()
+        elapsed = follow(worker, total, f"worker over {people:,} people")
+        body = worker.http.get("/v1/progress", params={"year": year}).json()
+        helped = next(i["value"] for i in body["indicators"] if i["id"] == "people_helped")
+        rss = peak_rss_mib(worker.proc.pid)
+        app_id = worker.app_id
+    finally:
+        worker.stop()
+    # Restart on the same consumer group: the state comes back from the changelog.
+    again = Worker(PORT + 2, app_id)
+    again.start()
+    try:
+        recovery = again.wait_ready()
+    finally:
+        again.stop()
+    started = time.perf_counter()
+    _, records = replay.rebuild(KAFKA, until)
+    rebuild = time.perf_counter() - started
+    return {
+        "people": people,
+        "helped": helped,
+        "records": total,
+        "elapsed": elapsed,
+        "rss": rss,
+        "recovery_s": recovery,
+        "rebuild_s": rebuild,
+        "rebuild_records": records,
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--throughput-events", type=int, default=100_000)
+    parser.add_argument("--rates", default="100,1000")
+    parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument("--people", type=int, default=1_000_000)
+    args = parser.parse_args()
+    print(f"# metrics benchmark, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, Kafka {KAFKA}")
+
+    t = throughput(args.throughput_events)
+    print(
+        f"throughput: metrics worker {t['worker_per_s']:,.0f} events/s vs raw aiokafka consumer "
+        f"{t['raw_per_s']:,.0f} records/s over the same {t['records']:,} records -> ratio {t['ratio']:.3f} "
+        f"(target: 20,000 events/s); worker peak RSS {t['rss']:.0f} MiB"
+    )
+
+    worker = Worker(PORT + 3)
+    worker.start()
+    try:
+        worker.wait_ready()
+        for n, rate in enumerate(int(r) for r in args.rates.split(",")):
+            f = freshness(worker, rate, args.seconds, 2043 + n)
+            print(
+                f"freshness at {f['rate']:,} events/s ({f['measured']:,}/{f['events']:,} measured): "
+                f"p50 {f['p50_ms']:.0f} ms, p99 {f['p99_ms']:.0f} ms (target p99 < 1000 ms at 1,000/s)"
+            )
+    finally:
+        worker.stop()
+
+    m = memory(args.people)
+    print(
+        f"memory: {m['people']:,} distinct people in one year ({m['helped']:,} counted) -> worker peak RSS "
+        f"{m['rss']:.0f} MiB (target < 1024 MiB); processed in {m['elapsed']:.0f} s"
+    )
+    print(
+        f"rebuild: replay of {m['rebuild_records']:,} records from the log in {m['rebuild_s']:.1f} s "
+        f"({m['rebuild_records'] / m['rebuild_s']:,.0f} records/s); worker restart with state recovery "
+        f"{m['recovery_s']:.1f} s"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Operational scripts: the traffic simulator."""

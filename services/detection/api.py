@@ -1,0 +1,223 @@
+"""Detection HTTP routes: terminals post detections; admins manage the office registry and the terminals."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
+from fastapi.responses import JSONResponse
+from pydantic import ValidationError
+
+from services.detection import handlers
+from services.detection.auth import AdminDep, ReaderDep, TerminalDep
+from services.detection.schemas import BatchIn, DetectionIn, OfficeImport, OfficeIn, TerminalCreate, TerminalIssued
+from services.detection.store import Store, TerminalGone
+from shared.terminal_sdk import new_token
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/v1")
+OFFICE_CSV_COLUMNS = ("office_id", "name", "commune_insee", "qpv", "rural", "france_services")
+
+
+def get_store(request: Request) -> Store:
+    return request.app.state.store
+
+
+StoreDep = Annotated[Store, Depends(get_store)]
+
+_BODY_SCHEMA = {
+    "oneOf": [
+        DetectionIn.model_json_schema(ref_template="#/components/schemas/{model}"),
+        {
+            "type": "object",
+            "properties": {
+                "office_id": {"type": "string"},
+                "detections": {"type": "array", "items": {"type": "object"}},
+            },
+            "required": ["detections"],
+            "additionalProperties": False,
+        },
+    ]
+}
+
+
+async def _json_body(request: Request, limit: int) -> Any:
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise HTTPException(413, f"a request body is at most {limit} bytes")
+    body = await request.body()
+    if len(body) > limit:
+        raise HTTPException(413, f"a request body is at most {limit} bytes")
+    try:
+        return json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise HTTPException(400, f"the body is not JSON: {exc}") from None
+
+
+@router.post(
+    "/detections",
+    tags=["detections"],
+    openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": _BODY_SCHEMA}}}},
+    responses={200: {"description": "every item answered; all accepted ones published"}},
+)
+async def post_detections(request: Request, terminal: TerminalDep, store: StoreDep) -> JSONResponse:
+    """One detection (an object) or a backlog (`{"detections": [...]}`); each item is answered on its own:
+    accepted (201/200), duplicate, or rejected with the reason. 202: accepted, published later by the relay."""
+    settings = request.app.state.settings
+    doc = await _json_body(request, settings.max_body_bytes)
+    if not isinstance(doc, dict):
+        raise HTTPException(422, 'the body must be a JSON object: one detection, or {"detections": [...]}')
+    single = "detections" not in doc
+    if single:
+        doc = dict(doc)
+        office_id = doc.pop("office_id", None)
+        items = [doc]
+    else:
+        try:
+            batch = BatchIn.model_validate(doc)
+        except ValidationError as exc:
+            errors = exc.errors(include_url=False, include_input=False)
+            raise HTTPException(422, [{"loc": e["loc"], "msg": e["msg"]} for e in errors]) from None
+        if len(batch.detections) > settings.max_batch:
+            raise HTTPException(413, f"a batch holds at most {settings.max_batch} detections")
+        office_id, items = batch.office_id, batch.detections
+    if office_id is not None and office_id != terminal.office.office_id:
+        raise HTTPException(403, f"this terminal may only submit detections for its own office, not {office_id}")
+    try:
+        report = await handlers.submit(
+            items,
+            terminal.office,
+            terminal.terminal_id,
+            journal=request.app.state.journal,
+            publisher=request.app.state.publisher,
+            rules=request.app.state.rules,
+        )
+    except handlers.KafkaUnavailable as exc:
+        raise HTTPException(503, f"{exc}; nothing was recorded, retry later", headers={"Retry-After": "5"}) from None
+    if single:
+        status = {"accepted": 201, "duplicate": 200, "rejected": 422}[report.results[0].status]
+    else:
+        status = 200
+    if report.accepted and not report.published:
+        status = 202
+    return JSONResponse(report.model_dump(mode="json"), status_code=status)
+
+
+# --- office registry --------------------------------------------------------------------------------
+
+
+def _office_public(doc: dict[str, Any]) -> dict[str, Any]:
+    out = {("office_id" if k == "_id" else k): v for k, v in doc.items()}
+    if "updated_at" in out:
+        out["updated_at"] = out["updated_at"].isoformat()
+    return out
+
+
+@router.put("/offices/{office_id}", tags=["offices"])
+async def put_office(office_id: str, body: OfficeIn, store: StoreDep, who: AdminDep, response: Response) -> dict:
+    if body.office_id != office_id:
+        raise HTTPException(422, "office_id in the path and the body differ")
+    try:
+        created = await store.put_office(body)
+    except KeyError as exc:
+        raise HTTPException(422, str(exc.args[0])) from None
+    response.status_code = 201 if created else 200
+    return {"office_id": office_id, "status": "created" if created else "replaced"}
+
+
+def _parse_csv(text: str) -> list[dict[str, Any]]:
+    rows = list(csv.DictReader(io.StringIO(text)))
+    flags = ("qpv", "rural", "france_services", "active")
+    return [{k: (v.strip().lower() in ("1", "true", "yes") if k in flags else v) for k, v in r.items()} for r in rows]
+
+
+@router.post("/offices/import", tags=["offices"])
+async def import_offices(request: Request, store: StoreDep, who: AdminDep) -> dict[str, int]:
+    """Load the registry: JSON `{"offices": [...]}` or CSV (`text/csv`, columns office_id,name,commune_insee,
+    qpv,rural,france_services). All or nothing: one bad row refuses the file."""
+    raw = await request.body()
+    try:
+        if request.headers.get("content-type", "").startswith("text/csv"):
+            body = OfficeImport(offices=_parse_csv(raw.decode("utf-8-sig")))
+        else:
+            body = OfficeImport.model_validate_json(raw)
+    except (ValidationError, UnicodeDecodeError) as exc:
+        raise HTTPException(422, str(exc)[:2000]) from None
+    try:
+        return await store.import_offices(body.offices)
+    except KeyError as exc:
+        raise HTTPException(422, str(exc.args[0])) from None
+
+
+@router.get("/offices/{office_id}", tags=["offices"])
+async def get_office(office_id: str, store: StoreDep, who: ReaderDep) -> dict:
+    doc = await store.offices.find_one({"_id": office_id})
+    if doc is None:
+        raise HTTPException(404, f"no office {office_id}")
+    return _office_public(doc)
+
+
+@router.get("/offices", tags=["offices"])
+async def list_offices(
+    store: StoreDep,
+    who: ReaderDep,
+    departement: str | None = None,
+    qpv: bool | None = None,
+    france_services: bool | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> list[dict]:
+    query: dict[str, Any] = {}
+    if departement:
+        query["departement"] = departement
+    if qpv is not None:
+        query["qpv"] = qpv
+    if france_services is not None:
+        query["france_services"] = france_services
+    return [_office_public(d) async for d in store.offices.find(query).limit(limit)]
+
+
+# --- terminals --------------------------------------------------------------------------------------
+
+
+@router.post("/terminals", status_code=201, response_model=TerminalIssued, tags=["terminals"])
+async def register_terminal(body: TerminalCreate, store: StoreDep, who: AdminDep) -> TerminalIssued:
+    """Registers a terminal to one office. The token is in this answer only: the platform keeps its hash."""
+    office = await store.office(body.office_id)
+    if office is None:
+        raise HTTPException(404, f"no office {body.office_id}")
+    terminal_id = body.terminal_id or f"t-{uuid.uuid4().hex[:16]}"
+    token, hashed = new_token(terminal_id)
+    if not await store.add_terminal(terminal_id, office.office_id, hashed, body.label):
+        raise HTTPException(409, f"terminal {terminal_id} already exists (revoke it and register a new one)")
+    return TerminalIssued(terminal_id=terminal_id, office_id=office.office_id, token=token)
+
+
+def _terminal_public(doc: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "terminal_id": doc["_id"],
+        "office_id": doc["office_id"],
+        "label": doc.get("label"),
+        "revoked": doc.get("revoked", False),
+        "created_at": doc["created_at"].isoformat() if doc.get("created_at") else None,
+    }
+
+
+@router.get("/terminals", tags=["terminals"])
+async def list_terminals(
+    store: StoreDep, who: AdminDep, office_id: str | None = None, limit: Annotated[int, Query(ge=1, le=1000)] = 100
+) -> list[dict]:
+    query = {"office_id": office_id} if office_id else {}
+    return [_terminal_public(d) async for d in store.terminals.find(query).limit(limit)]
+
+
+@router.post("/terminals/{terminal_id}/revocation", tags=["terminals"])
+async def revoke_terminal(terminal_id: str, store: StoreDep, who: AdminDep) -> dict:
+    try:
+        return _terminal_public(await store.revoke_terminal(terminal_id))
+    except TerminalGone:
+        raise HTTPException(404, f"no terminal {terminal_id}") from None

@@ -1,0 +1,31 @@
+"""Detection service settings."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from shared.settings import CommonSettings
+from shared.topics import DETECTION_INGEST
+
+__all__ = ["DetectionSettings"]
+
+
+class DetectionSettings(CommonSettings):
+    mongodb_database: str = Field("detection", alias="DETECTION_DB")
+    max_batch: int = Field(500, alias="DETECTION_MAX_BATCH", ge=1, le=5000)
+    max_body_bytes: int = Field(2 * 1024 * 1024, alias="DETECTION_MAX_BODY_BYTES", ge=1024)
+    window_days: int = Field(30, alias="DETECTION_WINDOW_DAYS", ge=1, description="oldest detection accepted")
+    future_skew_s: int = Field(300, alias="DETECTION_FUTURE_SKEW_S", ge=0, description="terminal clock tolerance")
+    cache_ttl_s: float = Field(5.0, alias="DETECTION_CACHE_TTL_S", ge=0, description="office/terminal cache")
+    relay_interval_s: float = Field(2.0, alias="DETECTION_RELAY_INTERVAL_S", gt=0)
+    relay_grace_s: float = Field(30.0, alias="DETECTION_RELAY_GRACE_S", ge=0, description="age of a stuck batch")
+    kafka_retry_s: float = Field(2.0, alias="DETECTION_KAFKA_RETRY_S", gt=0)
+    ingest_enabled: bool = Field(True, alias="DETECTION_INGEST_ENABLED")
+    ingest_topic: str = Field(DETECTION_INGEST.name, alias="DETECTION_INGEST_TOPIC")
+    ingest_group_override: str | None = Field(None, alias="DETECTION_INGEST_GROUP")
+
+    @property
+    def ingest_group(self) -> str:
+        # One consumer group per database: two copies of the service on one broker never steal each other's
+        # records (each knows only its own terminals).
+        return self.ingest_group_override or f"detection-ingest.{self.mongodb_database}"

@@ -1,0 +1,159 @@
+"""Rebuild every counter from the Kafka log alone and compare it with the live metrics service.
+
+    python -m services.metrics.replay [--url http://127.0.0.1:8004] [--year 2026]
+
+Reads the event topics from the beginning with no consumer group (empty state), applies the same counting
+rules as the worker, then waits until the live worker has consumed exactly the same records (its committed
+offsets equal the end offsets read here) and compares every counter cell. Exit status 0 when identical.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Iterable
+from typing import Any
+
+import httpx
+from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
+from tqdm import tqdm
+
+from services.metrics import domain
+from services.metrics.settings import MetricsSettings
+from shared.serde import InvalidEvent, decode
+from shared.topics import EVENT_TOPICS
+
+__all__ = ["rebuild", "end_offsets", "compare", "main"]
+
+
+def _partitions(consumer: KafkaConsumer) -> list[TopicPartition]:
+    return [
+        TopicPartition(t.name, p) for t in EVENT_TOPICS for p in sorted(consumer.partitions_for_topic(t.name) or ())
+    ]
+
+
+def end_offsets(bootstrap: str) -> dict[TopicPartition, int]:
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    try:
+        return consumer.end_offsets(_partitions(consumer))
+    finally:
+        consumer.close()
+
+
+def rebuild(bootstrap: str, until: dict[TopicPartition, int], *, progress: bool = True) -> tuple[domain.Counters, int]:
+    """Counters from the log up to (not including) the given offsets; returns them and the records read."""
+    consumer = KafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, max_poll_records=5000, fetch_max_bytes=64 * 1024 * 1024
+    )
+    parts = [tp for tp, end in until.items() if end > 0]
+    consumer.assign(parts)
+    consumer.seek_to_beginning(*parts)
+    states: dict[str, domain.State] = {}
+    counters = domain.Counters()
+    total = sum(until[tp] - consumer.beginning_offsets([tp])[tp] for tp in parts)
+    done = 0
+    bar = tqdm(total=total, unit="ev", desc="replaying the log", disable=not progress, file=sys.stderr)
+    remaining = set(parts)
+    while remaining:
+        for tp, records in consumer.poll(timeout_ms=500).items():
+            for record in records:
+                if record.offset >= until[tp]:
+                    break
+                done += 1
+                _apply(states, counters, record.value, record.key)
+            if consumer.position(tp) >= until[tp]:
+                remaining.discard(tp)
+                consumer.pause(tp)
+            bar.update(done - bar.n)
+    bar.close()
+    consumer.close()
+    return counters, done
+
+
+def _apply(states: dict[str, domain.State], counters: domain.Counters, value: bytes | None, key: bytes | None) -> None:
+    try:
+        event = decode(value)
+    except InvalidEvent:
+        return  # the worker dead-letters it: it counts nothing either
+    if key is not None and key.decode("utf-8", "replace") != event.key:
+        return
+    old = states.get(event.key)
+    new = domain.apply(old, event)
+    if new is not None:
+        states[event.key] = new
+        counters.replace(event.key, old, new)
+
+
+def committed(bootstrap: str, group: str) -> dict[TopicPartition, int]:
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        offsets = admin.list_group_offsets(group).get(group, {})
+        return {tp: meta.offset for tp, meta in offsets.items()}
+    finally:
+        admin.close()
+
+
+def compare(live: dict[str, Any], rebuilt: dict[str, Any], year: int | None = None) -> list[str]:
+    """Human-readable differences (empty when identical); restricted to one year if given."""
+
+    def keep(cell: str) -> bool:
+        return year is None or (not cell.startswith("partnership|") and cell.split("|")[1] == str(year))
+
+    diffs = []
+    for cell in sorted({c for c in (*live, *rebuilt) if keep(c)}):
+        if live.get(cell) != rebuilt.get(cell):
+            diffs.append(f"{cell}: live={live.get(cell)} replay={rebuilt.get(cell)}")
+    return diffs
+
+
+def wait_caught_up(bootstrap: str, group: str, until: dict[TopicPartition, int], timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        done = committed(bootstrap, group)
+        if all(done.get(tp, 0) >= end for tp, end in until.items() if end > 0):
+            return True
+        time.sleep(0.5)
+    return False
+
+
+def run(url: str, settings: MetricsSettings, year: int | None, attempts: int = 5) -> tuple[bool, list[str], int]:
+    bootstrap = settings.kafka_bootstrap_servers
+    for _ in range(attempts):
+        until = end_offsets(bootstrap)
+        started = time.perf_counter()
+        rebuilt, records = rebuild(bootstrap, until)
+        elapsed = time.perf_counter() - started
+        print(
+            f"rebuilt {records} records in {elapsed:.1f}s ({records / max(elapsed, 1e-9):,.0f} records/s)",
+            file=sys.stderr,
+        )
+        if not wait_caught_up(bootstrap, settings.app_id, until, timeout=60):
+            print("the live worker has not caught up with the log yet; retrying", file=sys.stderr)
+            continue
+        live = httpx.get(f"{url}/v1/snapshot", timeout=30).json()["cells"]
+        if end_offsets(bootstrap) != until:
+            print("new events arrived during the comparison; retrying", file=sys.stderr)
+            continue
+        diffs = compare(live, rebuilt.snapshot(), year)
+        return not diffs, diffs, records
+    return False, ["the log kept moving: no quiet moment to compare"], 0
+
+
+def main(argv: Iterable[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--url", default="http://127.0.0.1:8004", help="the live metrics service")
+    parser.add_argument("--year", type=int, default=None, help="compare one year only (default: every cell)")
+    args = parser.parse_args(list(argv) if argv is not None else None)
+    identical, diffs, records = run(args.url, MetricsSettings(), args.year)
+    if identical:
+        print(f"IDENTICAL: every counter rebuilt from {records} records matches the live state")
+        return 0
+    print(f"DIFFERENT: {len(diffs)} cells differ")
+    for line in diffs[:50]:
+        print("  " + line)
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,406 @@
+"""Read models over the counters: breakdowns, funnel, weekly trend, partners, and open-data CSV export."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Mapping
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from services.metrics.domain import INDICATORS, Counters
+from services.metrics.goals import GoalBook, region_territory
+from services.metrics.progress import PARIS, elapsed_share
+from shared import geo
+
+__all__ = [
+    "BadQuery",
+    "DIMENSIONS_OF",
+    "DIMENSION_LABELS",
+    "SECRET_THRESHOLD",
+    "breakdown",
+    "funnel",
+    "trend",
+    "partners",
+    "median_from_histogram",
+    "secret_cells",
+    "export_rows",
+    "to_csv",
+    "label_of",
+    "weeks_of",
+]
+
+_HELP = ("week", "departement", "region", "qpv", "rural", "channel", "commitment", "partner", "theme")
+_DETECTION = ("week", "departement", "region", "qpv", "rural", "office_type", "referred")
+# The dimensions each indicator's cells carry (see domain.contributions); active_partnerships is a stock
+# computed per date, it has no cells and therefore no breakdown.
+DIMENSIONS_OF: dict[str, tuple[str, ...]] = {
+    "people_helped": _HELP,
+    "workshop_attendances": _HELP,
+    "accompaniments": _HELP,
+    "france_services_clients": _HELP,
+    "detections": _DETECTION,
+    "people_detected": _DETECTION,
+    "new_partnerships": ("week", "partnership_type", "partner", "commitment", "departement"),
+    "skills_missions": ("week", "departement", "commitment", "partner"),
+    "advisers_deployed": ("week", "departement"),
+    "venues_opened": ("week", "departement", "region"),
+}
+# Dimensions where one fact may fall in several rows (a partnership covers several départements/commitments).
+_MULTI_VALUED = {("new_partnerships", "commitment"), ("new_partnerships", "departement")}
+
+DIMENSION_LABELS = {
+    "week": "Semaine",
+    "departement": "Département",
+    "region": "Région",
+    "qpv": "Quartier prioritaire (QPV)",
+    "rural": "Territoire rural",
+    "channel": "Canal",
+    "commitment": "Engagement sociétal",
+    "partner": "Partenaire",
+    "theme": "Thème ou besoin",
+    "office_type": "Type de bureau",
+    "referred": "Orientation",
+    "partnership_type": "Type de partenariat",
+}
+
+_VALUE_LABELS: dict[str, dict[str, str]] = {
+    "qpv": {"true": "En QPV", "false": "Hors QPV"},
+    "rural": {"true": "Rural", "false": "Urbain"},
+    "referred": {"true": "Orienté", "false": "Non orienté"},
+    "channel": {
+        "workshop": "Atelier",
+        "france_services": "France Services",
+        "adviser": "Conseiller numérique",
+        "partner": "Partenaire",
+    },
+    "commitment": {
+        "territorial_cohesion": "Développement et cohésion des territoires",
+        "social_inclusion": "Inclusion sociale",
+        "digital_inclusion": "Inclusion numérique",
+        "ecological_transition": "Transition écologique",
+    },
+    "partnership_type": {
+        "inclusive_purchasing": "Achats inclusifs",
+        "skills_sponsorship": "Mécénat de compétences",
+        "economic_cooperation": "Coopération économique",
+        "social_innovation": "Innovation sociale",
+    },
+    "office_type": {
+        "france_services": "France Services",
+        "qpv": "Bureau en QPV",
+        "rural": "Bureau rural",
+        "standard": "Autre bureau",
+    },
+    "theme": {
+        "online_banking": "Banque en ligne",
+        "smartphone_basics": "Premiers pas sur smartphone",
+        "tablet_basics": "Premiers pas sur tablette",
+        "senior_tablet_onboarding": "Tablette pour les seniors",
+        "online_admin": "Démarches en ligne",
+        "email_and_messaging": "Courriel et messagerie",
+        "online_safety": "Sécurité en ligne",
+        "admin_procedures": "Démarches administratives",
+        "device_basics": "Prise en main d'un appareil",
+        "email": "Courriel",
+        "taxes": "Impôts",
+        "benefits": "Prestations sociales",
+        "health_insurance": "Assurance maladie",
+        "employment": "Emploi",
+        "identity_documents": "Papiers d'identité",
+        "other": "Autre",
+    },
+}
+
+SECRET_THRESHOLD = 5  # public exports hide any cell counting fewer than this many
+
+
+class BadQuery(ValueError):
+    """A query naming an unknown indicator, dimension or option; the message says what is accepted."""
+
+
+def _check(indicator: str, dimension: str | None = None) -> None:
+    if indicator not in INDICATORS:
+        raise BadQuery(f"unknown indicator {indicator!r}; expected one of: {', '.join(INDICATORS)}")
+    if dimension is None:
+        return
+    allowed = DIMENSIONS_OF.get(indicator, ())
+    if not allowed:
+        raise BadQuery(f"{indicator} is a stock computed per date: it has no breakdown")
+    if dimension not in allowed:
+        raise BadQuery(f"unknown dimension {dimension!r} for {indicator}; expected one of: {', '.join(allowed)}")
+
+
+def label_of(dimension: str, key: str) -> str:
+    """A French label for one value of a dimension (the key itself when there is nothing better)."""
+    if dimension == "departement":
+        dep = geo.departements().get(key)
+        return dep.name if dep else key
+    if dimension == "region":
+        reg = geo.regions().get(key)
+        return reg.name if reg else key
+    if dimension == "week":
+        return f"Semaine {key}"
+    return _VALUE_LABELS.get(dimension, {}).get(key, key)
+
+
+def _territory(dimension: str, key: str) -> str | None:
+    if dimension == "departement":
+        return key
+    if dimension == "region":
+        return region_territory(key)
+    return None
+
+
+def _rate(part: int, whole: int) -> float | None:
+    return round(part / whole, 6) if whole else None
+
+
+def breakdown(
+    counters: Counters,
+    goals: GoalBook,
+    indicator: str,
+    dimension: str,
+    year: int,
+    *,
+    sort: str | None = None,
+    include_zero: bool = False,
+) -> dict[str, Any]:
+    """One row per value of `dimension`, with its label, share of the national total and territorial goal."""
+    _check(indicator, dimension)
+    sort = sort or ("key" if dimension == "week" else "value")
+    if sort not in ("key", "value"):
+        raise BadQuery(f"unknown sort {sort!r}; expected 'key' or 'value'")
+    values = counters.breakdown(indicator, year, dimension)
+    if include_zero:
+        known = {"departement": geo.departements, "region": geo.regions}.get(dimension)
+        if known is None:
+            raise BadQuery("include_zero is only meaningful for departement and region")
+        values = {code: values.get(code, 0) for code in known()} | values
+    total = counters.value(indicator, year)
+    rows = []
+    for key, value in values.items():
+        row: dict[str, Any] = {"key": key, "label": label_of(dimension, key), "value": value}
+        row["share"] = _rate(value, total)
+        territory = _territory(dimension, key)
+        if territory is not None:
+            found = goals.lookup(indicator, year, territory)
+            row |= {
+                "goal": found.goal,
+                "goal_year": found.year,
+                "goal_inherited": found.inherited(year),
+                "ratio": round(value / found.goal, 6) if found.goal else None,
+            }
+        rows.append(row)
+    if sort == "key":
+        rows.sort(key=lambda r: r["key"])
+    else:
+        rows.sort(key=lambda r: (-r["value"], r["key"]))
+    return {
+        "indicator": indicator,
+        "label": INDICATORS[indicator],
+        "year": year,
+        "dimension": dimension,
+        "dimension_label": DIMENSION_LABELS.get(dimension, dimension),
+        "total": total,
+        # When a fact falls in several rows, or some facts in none (help without a partner), rows do not add up.
+        "rows_add_up_to_total": (indicator, dimension) not in _MULTI_VALUED and dimension != "partner",
+        "rows": rows,
+    }
+
+
+def median_from_histogram(histogram: Mapping[str, int]) -> float | None:
+    """The exact median of whole-day delays kept as {days: number of people} (mean of the two middles if even)."""
+    counts = sorted((int(days), n) for days, n in histogram.items() if n > 0)
+    size = sum(n for _, n in counts)
+    if not size:
+        return None
+    wanted = [(size - 1) // 2, size // 2]  # 0-based ranks of the middle element(s)
+    found: list[int] = []
+    seen = 0
+    for days, n in counts:
+        while wanted and wanted[0] < seen + n:
+            found.append(days)
+            wanted.pop(0)
+        seen += n
+    return (found[0] + found[1]) / 2
+
+
+def _funnel_row(counters: Counters, year: int, dimension: str, key: str) -> dict[str, Any]:
+    detected = counters.value("funnel_detected", year, dimension, key)
+    referred = counters.value("funnel_referred", year, dimension, key)
+    helped = counters.value("funnel_helped", year, dimension, key)
+    scope = f"{dimension}={key}" if dimension else ""
+    return {
+        "detected": detected,
+        "referred": referred,
+        "helped": helped,
+        "referral_rate": _rate(referred, detected),
+        "conversion_rate": _rate(helped, detected),
+        "median_delay_days": median_from_histogram(counters.breakdown("funnel_delay_days", year, scope)),
+    }
+
+
+FUNNEL_BY = ("departement", "office_type")
+
+
+def funnel(counters: Counters, year: int, by: str | None = None, *, window_days: int = 90) -> dict[str, Any]:
+    """People detected in `year` → referred → helped within the window of their first detection."""
+    if by is not None and by not in FUNNEL_BY:
+        raise BadQuery(f"unknown funnel dimension {by!r}; expected one of: {', '.join(FUNNEL_BY)}")
+    body: dict[str, Any] = {"year": year, "window_days": window_days, "total": _funnel_row(counters, year, "", "")}
+    if by:
+        rows = [
+            {"key": key, "label": label_of(by, key), **_funnel_row(counters, year, by, key)}
+            for key in counters.breakdown("funnel_detected", year, by)
+        ]
+        rows.sort(key=lambda r: (-r["detected"], r["key"]))
+        body |= {"by": by, "rows": rows}
+    return body
+
+
+def weeks_of(year: int) -> list[tuple[str, date, date]]:
+    """(week, first day, last day) for each week of the civil year as domain.week_of_year numbers them."""
+    first, last = date(year, 1, 1), date(year, 12, 31)
+    out = []
+    start = first
+    while start <= last:
+        end = min(start + timedelta(days=6), last)
+        out.append((f"{len(out) + 1:02d}", start, end))
+        start = end + timedelta(days=1)
+    return out
+
+
+def trend(counters: Counters, goals: GoalBook, indicator: str, year: int, now: datetime) -> dict[str, Any]:
+    """The weekly series of the year, its running total and the goal's pace at the end of each week."""
+    _check(indicator)
+    today = now.astimezone(PARIS).date()
+    stock = indicator == "active_partnerships"
+    weekly = {} if stock else counters.breakdown(indicator, year, "week")
+    goal = goals.lookup(indicator, year)
+    series = []
+    running = 0
+    for week, start, end in weeks_of(year):
+        elapsed = start <= today
+        if stock:
+            value = counters.active_partnerships(min(end, today)) if elapsed else None
+            cumulative = value
+        else:
+            running += weekly.get(week, 0)
+            value = weekly.get(week, 0)
+            cumulative = running if elapsed else None
+        share = elapsed_share(year, datetime.combine(end + timedelta(days=1), datetime.min.time(), PARIS))
+        expected = None if goal.goal is None else round(goal.goal if stock else goal.goal * share, 3)
+        series.append(
+            {
+                "week": week,
+                "start": start.isoformat(),
+                "end": end.isoformat(),
+                "elapsed": elapsed,
+                "value": value,
+                "cumulative": cumulative,
+                "expected": expected,
+            }
+        )
+    return {
+        "indicator": indicator,
+        "label": INDICATORS[indicator],
+        "year": year,
+        "stock": stock,
+        "goal": goal.goal,
+        "goal_inherited": goal.inherited(year),
+        "total": counters.active_partnerships(min(today, date(year, 12, 31))) if stock else running,
+        "weeks": series,
+    }
+
+
+PARTNER_INDICATORS = (
+    "people_helped",
+    "workshop_attendances",
+    "accompaniments",
+    "france_services_clients",
+    "new_partnerships",
+    "skills_missions",
+)
+
+
+def partners(counters: Counters, year: int, *, query: str | None = None, limit: int = 20) -> dict[str, Any]:
+    """Partners ranked by people helped (then by id), with their other indicators; `query` filters ids."""
+    columns = {i: counters.breakdown(i, year, "partner") for i in PARTNER_INDICATORS}
+    ids = set().union(*columns.values())
+    if query:
+        ids = {p for p in ids if query.casefold() in p.casefold()}
+    rows = [{"partner": p, **{i: columns[i].get(p, 0) for i in PARTNER_INDICATORS}} for p in ids]
+    rows.sort(key=lambda r: (-r["people_helped"], r["partner"]))
+    return {
+        "year": year,
+        "query": query,
+        "count": len(rows),
+        "indicators": list(PARTNER_INDICATORS),
+        "rows": rows[:limit],
+    }
+
+
+def _disclosed(hidden: list[int], primaries: int, threshold: int) -> bool:
+    """Could someone knowing the total (hence the hidden sum) and the rule pin a hidden small cell down exactly?
+
+    Small cells lie in [1, threshold-1]; cells hidden to protect them are >= threshold.
+    """
+    total = sum(hidden)
+    others = len(hidden) - primaries
+    if others:
+        upper = min(threshold - 1, total - (primaries - 1) - others * threshold)
+        return upper <= 1
+    lower = max(1, total - (primaries - 1) * (threshold - 1))
+    upper = min(threshold - 1, total - (primaries - 1))
+    return lower >= upper
+
+
+def secret_cells(values: Mapping[str, int], threshold: int = SECRET_THRESHOLD) -> set[str]:
+    """Keys to hide: every cell below `threshold` (primary secret), then the smallest other cells until no small
+    cell can be recomputed from the published total by difference (secondary secret)."""
+    primary = sorted((k for k, v in values.items() if 0 < v < threshold), key=lambda k: (values[k], k))
+    if not primary:
+        return set()
+    hidden = list(primary)
+    rest = sorted((k for k in values if k not in hidden and values[k] > 0), key=lambda k: (values[k], k))
+    while rest and (len(hidden) < 2 or _disclosed([values[k] for k in hidden], len(primary), threshold)):
+        hidden.append(rest.pop(0))
+    return set(hidden)
+
+
+EXPORT_COLUMNS = ("year", "indicator", "dimension", "code", "label", "value", "secret")
+
+
+def export_rows(view: Mapping[str, Any], *, public: bool, threshold: int = SECRET_THRESHOLD) -> list[dict[str, Any]]:
+    """The rows of a breakdown for a CSV file; a public export blanks secret cells and flags them."""
+    values = {r["key"]: r["value"] for r in view["rows"]}
+    hidden = secret_cells(values, threshold) if public else set()
+    return [
+        {
+            "year": view["year"],
+            "indicator": view["indicator"],
+            "dimension": view["dimension"],
+            "code": r["key"],
+            "label": r["label"],
+            "value": "" if r["key"] in hidden else r["value"],
+            "secret": "true" if r["key"] in hidden else "false",
+        }
+        for r in view["rows"]
+    ]
+
+
+def _safe(cell: Any) -> Any:
+    # A spreadsheet would run a text cell starting with one of these as a formula (CSV injection).
+    if isinstance(cell, str) and cell[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + cell
+    return cell
+
+
+def to_csv(rows: list[dict[str, Any]]) -> str:
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=EXPORT_COLUMNS, lineterminator="\r\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: _safe(v) for k, v in row.items()})
+    return out.getvalue()
