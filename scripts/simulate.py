@@ -105,6 +105,10 @@ class Simulator:
         return list(found.values())
 
     def setup(self) -> None:
+        from kafka import KafkaProducer
+
+        # One connection for every Kafka-door terminal of the simulation (as a site gateway would).
+        self.gateway = KafkaProducer(bootstrap_servers=self.args.bootstrap, acks="all", linger_ms=5)
         offices = self._offices()
         # QPV offices have mediators at the counter: more terminals there, and each detects more.
         weights = [4.0 if o["qpv"] else 1.0 for o in offices]
@@ -125,7 +129,11 @@ class Simulator:
             self.terminals.append(t)
             if t.kafka:
                 self.producers[t.terminal_id] = TerminalProducer(
-                    self.args.bootstrap, t.token, t.office_id, topic=self.args.ingest_topic
+                    self.args.bootstrap,
+                    t.token,
+                    t.office_id,
+                    topic=self.args.ingest_topic,
+                    shared_producer=self.gateway,
                 )
 
     # --- traffic -----------------------------------------------------------------------------------
@@ -216,8 +224,8 @@ class Simulator:
             if t.backlog:
                 backlog, t.backlog = t.backlog, []
                 self._send(t, backlog)
-        for producer in self.producers.values():
-            producer.close()
+        self.gateway.flush()
+        self.gateway.close()
 
     # --- checking ----------------------------------------------------------------------------------
 

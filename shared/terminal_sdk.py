@@ -85,15 +85,24 @@ class TerminalProducer:
     """Publishes a terminal's raw detections to the ingest topic (kafka-python, acks=all, idempotent)."""
 
     def __init__(
-        self, bootstrap: str, token: str, office_id: str, *, topic: str = "detection.ingest", **producer: Any
+        self,
+        bootstrap: str,
+        token: str,
+        office_id: str,
+        *,
+        topic: str = "detection.ingest",
+        shared_producer: Any = None,
+        **producer: Any,
     ) -> None:
+        """`shared_producer`: a KafkaProducer several terminals share (a gateway); it is not closed here."""
         from kafka import KafkaProducer
 
         self.terminal_id, secret = split_token(token)
         self.office_id = office_id
         self.topic = topic
         self._key = token_hash(secret)
-        self._producer = KafkaProducer(
+        self._owned = shared_producer is None
+        self._producer = shared_producer or KafkaProducer(
             bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=5, **producer
         )
 
@@ -112,7 +121,8 @@ class TerminalProducer:
         return len(futures)
 
     def close(self) -> None:
-        self._producer.close()
+        if self._owned:
+            self._producer.close()
 
     def __enter__(self) -> TerminalProducer:
         return self

@@ -36,7 +36,9 @@ class Topic:
 PARTNERS = Topic("partners.events")  # keyed by partnership or mission id
 WORKSHOPS = Topic("workshops.events")  # help keyed by person reference; workshops by workshop id
 DETECTION = Topic("detection.events")  # keyed by person reference
-DETECTION_INGEST = Topic("detection.ingest", retention_ms=14 * 24 * 3600 * 1000)  # raw terminal records
+# Raw terminal records still hold the client's own reference until the detection service hashes it: kept
+# one day only, long enough to ride out a service restart.
+DETECTION_INGEST = Topic("detection.ingest", retention_ms=24 * 3600 * 1000)
 DEAD_LETTER = Topic("platform.deadletter")
 
 EVENT_TOPICS = (PARTNERS, WORKSHOPS, DETECTION)

@@ -36,6 +36,8 @@ TEST_ENV = {
     "DETECTION_DB": DBS["detection"],
     "METRICS_DB": DBS["metrics"],
     "METRICS_APP_ID": f"alliance-metrics-test{SUFFIX}",
+    # Test copies of the detection service read their own ingestion topic, not the one `make run` feeds.
+    "DETECTION_INGEST_TOPIC": f"detection.ingest.test{SUFFIX}",
     "METRICS_DATA_DIR": str(ROOT / ".data" / f"faust-test{SUFFIX}"),
     "METRICS_ADMIN_TOKEN": "test-metrics-admin-token",
     "LOG_LEVEL": "INFO",

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Start or stop the four Python services (uvicorn), each in the background with its pid recorded.
-#   services.sh up | down | status
+#   services.sh up | down | status | simulate
 # Ports: PARTNERS_PORT (8001), WORKSHOPS_PORT (8002), DETECTION_PORT (8003), METRICS_PORT (8004).
 set -euo pipefail
 # shellcheck source=deploy/local/lib.sh
@@ -43,7 +43,15 @@ up() {
   done
 }
 
+# Gentle counter traffic through the detection service, so the dashboard moves (make run).
+simulate() {
+  (cd "$ROOT" && proc_start simulator "$LOG_DIR/simulator.log" \
+    "$PY" -m scripts.simulate --duration 0 --rate "${SIMULATOR_RATE:-5}" --quiet --no-verify)
+  echo "traffic simulator running (pid $(proc_pid simulator), log $LOG_DIR/simulator.log)"
+}
+
 down() {
+  proc_stop simulator
   for name in "${SERVICES[@]}"; do proc_stop "svc-$name"; done
 }
 
@@ -56,7 +64,8 @@ status() {
 
 case "${1:-}" in
   up) up ;;
+  simulate) simulate ;;
   down) down ;;
   status) status ;;
-  *) echo "usage: $0 up|down|status" >&2; exit 2 ;;
+  *) echo "usage: $0 up|down|status|simulate" >&2; exit 2 ;;
 esac

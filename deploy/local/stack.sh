@@ -9,7 +9,8 @@
 #
 # Endpoints: KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:9092
 #            MONGODB_URI=mongodb://127.0.0.1:27017/?directConnection=true
-# Environment: DATA_DIR, RUN_DIR, CACHE_DIR (see lib.sh), KAFKA_VERSION, KAFKA_HEAP_OPTS,
+# Environment: DATA_DIR, RUN_DIR, CACHE_DIR (see lib.sh), KAFKA_PORT, KAFKA_CONTROLLER_PORT, FERRETDB_PORT,
+#              KAFKA_VERSION, KAFKA_HEAP_OPTS,
 #              KAFKA_START_TIMEOUT (s, default 120), FERRETDB_START_TIMEOUT (s, default 30).
 set -euo pipefail
 
@@ -19,8 +20,8 @@ source "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/lib.sh"
 HERE="$ROOT/deploy/local"
 
 KAFKA_VERSION="${KAFKA_VERSION:-4.4.0}"
-KAFKA_PORT=9092
-KAFKA_CONTROLLER_PORT=9093
+KAFKA_PORT="${KAFKA_PORT:-9092}"
+KAFKA_CONTROLLER_PORT="${KAFKA_CONTROLLER_PORT:-9093}"
 KAFKA_HEAP_OPTS="${KAFKA_HEAP_OPTS:--Xms256m -Xmx1g}"
 KAFKA_HOME="$CACHE_DIR/kafka-$KAFKA_VERSION"
 KAFKA_LIBS="$KAFKA_HOME/libs"
@@ -29,7 +30,7 @@ KAFKA_LOG_DIR="$KAFKA_DATA/data"
 KAFKA_LOG="$LOG_DIR/kafka.log"
 KAFKA_START_TIMEOUT="${KAFKA_START_TIMEOUT:-120}"
 
-FERRETDB_PORT=27017
+FERRETDB_PORT="${FERRETDB_PORT:-27017}"
 FERRETDB_SRC="$HERE/ferretdb"
 FERRETDB_BIN="$CACHE_DIR/bin/ferretdb-local"
 FERRETDB_DATA="$DATA_DIR/ferretdb"
@@ -125,7 +126,8 @@ kafka_java_cmd() {
 kafka_config() {
   local props="$RUN_DIR/kafka/server.properties"
   mkdir -p "$RUN_DIR/kafka"
-  sed -e "s#@KAFKA_LOG_DIR@#$KAFKA_LOG_DIR#g" "$HERE/kafka/server.properties.in" >"$props"
+  sed -e "s#@KAFKA_LOG_DIR@#$KAFKA_LOG_DIR#g" -e "s#@KAFKA_PORT@#$KAFKA_PORT#g" \
+    -e "s#@KAFKA_CONTROLLER_PORT@#$KAFKA_CONTROLLER_PORT#g" "$HERE/kafka/server.properties.in" >"$props"
   echo "$props"
 }
 

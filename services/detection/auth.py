@@ -50,9 +50,11 @@ async def terminal_for_token(store: Store, token: str) -> Terminal:
         terminal_id, secret = split_token(token)
     except ValueError:
         raise TerminalRefused(401, "not a terminal token") from None
-    doc, office = await _registered(store, terminal_id)
-    if not hmac.compare_digest(token_hash(secret), doc["token_hash"]):
-        raise TerminalRefused(401, "wrong terminal token")
+    doc = await store.terminal(terminal_id)
+    # Unknown terminal and wrong secret answer alike: the answer does not tell which terminal ids exist.
+    if doc is None or not hmac.compare_digest(token_hash(secret), doc["token_hash"]):
+        raise TerminalRefused(401, "invalid terminal token")
+    _, office = await _registered(store, terminal_id)
     return Terminal(terminal_id, office)
 
 

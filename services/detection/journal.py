@@ -79,7 +79,8 @@ class Journal:
             self._outstanding[group_id] = left
 
     def _take(self) -> list[_Waiting]:
-        group, size = [], 0
+        group: list[_Waiting] = []
+        size = 0
         while self._queue and (not group or size + len(self._queue[0].checked) <= self.max_group):
             waiting = self._queue.popleft()
             group.append(waiting)

@@ -33,6 +33,15 @@ __all__ = ["DetectionSettings", "build_app", "app"]
 log = logging.getLogger(__name__)
 
 
+class _NotConnected:
+    """Stands for the publisher until the broker answers."""
+
+    ready = False
+
+    async def stop(self) -> None:
+        return None
+
+
 async def _connect(settings: DetectionSettings, app: FastAPI) -> Publisher:
     topics = [*ALL_TOPICS, Topic(settings.ingest_topic, retention_ms=DETECTION_INGEST.retention_ms)]
     while True:
@@ -43,6 +52,10 @@ async def _connect(settings: DetectionSettings, app: FastAPI) -> Publisher:
             app.state.publisher = publisher
             log.info("connected to Kafka")
             return publisher
+        except asyncio.CancelledError:
+            with contextlib.suppress(Exception):
+                await publisher._producer.stop()
+            raise
         except Exception as exc:  # noqa: BLE001 - Kafka away: say so on /readyz and keep trying
             log.warning("Kafka not reachable; retrying", extra={"error": str(exc)})
             with contextlib.suppress(Exception):
@@ -105,8 +118,8 @@ def build_app(settings: DetectionSettings | None = None) -> FastAPI:
             window=timedelta(days=settings.window_days),
             skew=timedelta(seconds=settings.future_skew_s),
         )
-        # Not started until Kafka answers: `ready` is False, so submissions get a 503.
-        app.state.publisher = Publisher(settings.kafka_bootstrap_servers, client_id="detection")
+        # Until Kafka answers: `ready` is False, so submissions get a 503 and /readyz says why.
+        app.state.publisher = _NotConnected()
         journal = Journal(store)
         journal.start()
         app.state.settings, app.state.mongo, app.state.store, app.state.rules = settings, mongo, store, rules

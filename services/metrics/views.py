@@ -173,10 +173,10 @@ def breakdown(
         raise BadQuery(f"unknown sort {sort!r}; expected 'key' or 'value'")
     values = counters.breakdown(indicator, year, dimension)
     if include_zero:
-        known = {"departement": geo.departements, "region": geo.regions}.get(dimension)
-        if known is None:
+        if dimension not in ("departement", "region"):
             raise BadQuery("include_zero is only meaningful for departement and region")
-        values = {code: values.get(code, 0) for code in known()} | values
+        known = list(geo.departements() if dimension == "departement" else geo.regions())
+        values = {code: values.get(code, 0) for code in known} | values
     total = counters.value(indicator, year)
     rows = []
     for key, value in values.items():
@@ -262,7 +262,7 @@ def funnel(counters: Counters, year: int, by: str | None = None, *, window_days:
 def weeks_of(year: int) -> list[tuple[str, date, date]]:
     """(week, first day, last day) for each week of the civil year as domain.week_of_year numbers them."""
     first, last = date(year, 1, 1), date(year, 12, 31)
-    out = []
+    out: list[tuple[str, date, date]] = []
     start = first
     while start <= last:
         end = min(start + timedelta(days=6), last)
@@ -327,11 +327,11 @@ PARTNER_INDICATORS = (
 def partners(counters: Counters, year: int, *, query: str | None = None, limit: int = 20) -> dict[str, Any]:
     """Partners ranked by people helped (then by id), with their other indicators; `query` filters ids."""
     columns = {i: counters.breakdown(i, year, "partner") for i in PARTNER_INDICATORS}
-    ids = set().union(*columns.values())
+    ids: set[str] = set().union(*columns.values())
     if query:
         ids = {p for p in ids if query.casefold() in p.casefold()}
-    rows = [{"partner": p, **{i: columns[i].get(p, 0) for i in PARTNER_INDICATORS}} for p in ids]
-    rows.sort(key=lambda r: (-r["people_helped"], r["partner"]))
+    rows: list[dict[str, Any]] = [{"partner": p, **{i: columns[i].get(p, 0) for i in PARTNER_INDICATORS}} for p in ids]
+    rows.sort(key=lambda r: (-int(r["people_helped"]), str(r["partner"])))
     return {
         "year": year,
         "query": query,

@@ -107,7 +107,7 @@ async def me(principal: PrincipalDep) -> UserPublic:
 
 @router.post("/users", status_code=201, response_model=UserPublic, tags=["identity"])
 async def create_user(body: UserCreate, store: StoreDep, _: Admin) -> UserPublic:
-    if body.partner_id and not await store.partners.count_documents({"_id": body.partner_id}, limit=1):
+    if body.partner_id and not await store.exists(store.partners, body.partner_id):
         raise HTTPException(422, f"no partner {body.partner_id}")
     try:
         doc = await auth.create_user(store, body)

@@ -71,7 +71,7 @@ async def authenticate(store: Store, username: str, password: str) -> Principal 
 
 async def ensure_bootstrap_admin(store: Store, username: str, password: str) -> None:
     """Create the first La Poste admin if there is none yet (its password is never overwritten)."""
-    if await store.users.count_documents({"_id": BOOTSTRAP_ADMIN_ID}, limit=1):
+    if await store.exists(store.users, BOOTSTRAP_ADMIN_ID):
         return
     doc = {
         "username": username.lower(),

@@ -147,7 +147,7 @@ def terms_of(cmd: PartnershipCreate | PartnershipUpdate) -> dict[str, Any]:
 
 async def create_partnership(store: Store, partner_id: str, cmd: PartnershipCreate) -> tuple[bool, dict[str, Any]]:
     """Returns (created, doc); the same external_ref with the same terms again returns (False, doc)."""
-    if await store.partners.count_documents({"_id": partner_id}, limit=1) == 0:
+    if not await store.exists(store.partners, partner_id):
         raise NotFound(f"no partner {partner_id}")
     pid = domain.partnership_id_for(cmd.external_ref) if cmd.external_ref else f"ps-{uuid.uuid4()}"
     terms = terms_of(cmd)
@@ -285,6 +285,7 @@ async def transition(
     update = outbox_append([event], {**step.set_fields, **extra, "updated_at": _now()})
     if step.push:
         update["$push"]["renewals"] = step.push["renewals"]
+    await store.partnerships.note([doc["_id"]])
     updated = await store.partnerships.collection.find_one_and_update(
         {"_id": doc["_id"], **step.expect}, update, return_document=ReturnDocument.AFTER
     )
@@ -320,6 +321,7 @@ async def create_mission(store: Store, partner: dict[str, Any], cmd: MissionCrea
         "created_at": _now(),
         **outbox_entries([event]),
     }
+    await store.missions.note([mid])
     try:
         await store.missions.collection.insert_one(doc)
     except DuplicateKeyError:
@@ -366,6 +368,7 @@ async def complete_mission(store: Store, mission: dict[str, Any], cmd: Completio
         completed_on=cmd.completed_on,
     )
     event = _event(data, cmd.completed_on, mission["_id"], "completed")
+    await store.missions.note([mission["_id"]])
     updated = await store.missions.collection.find_one_and_update(
         {"_id": mission["_id"], **step.expect, "volunteers": mission["volunteers"]},
         outbox_append([event], {**step.set_fields, "updated_at": _now()}),

@@ -33,6 +33,8 @@ def build_app(settings: PartnersSettings | None = None) -> FastAPI:
                 fault_exit_before_publish=settings.fault_exit_before_publish,
             )
             await store.ensure_indexes()
+            for outbox in (store.partnerships, store.missions):
+                await outbox.sweep()  # whatever a crash left pending, however old
             await ensure_bootstrap_admin(store, settings.bootstrap_admin_username, settings.bootstrap_admin_password)
             app.state.store = store
             relays = [

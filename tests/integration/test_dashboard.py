@@ -208,6 +208,18 @@ def test_dashboard_shows_the_api_numbers_and_moves_live(year_with_data: Service,
 
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "dashboard.png"), full_page=True)
+
+    # The map coloured against territorial goals, and the partner filter.
+    page.get_by_role("button", name="Par rapport à l'objectif territorial").click()
+    expect(page.locator('#map .tile[data-dep="93"] title')).to_contain_text("objectif 60")
+    expect(page.locator('#map .tile[data-dep="2B"] title')).to_contain_text("pas d'objectif territorial")
+    page.get_by_role("button", name="Volume").click()
+    page.locator("#partner-filter").fill("face-lyon")
+    expect(page.locator("#partners tbody tr[data-partner]").first).to_have_attribute(
+        "data-partner", re.compile("face-lyon")
+    )
+    for partner in page.locator("#partners tbody tr[data-partner]").all():
+        assert "face-lyon" in partner.get_attribute("data-partner")
     page.close()
 
 
