@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: help install infra-up infra-down services-up services-down run stop status test test-unit \
+.PHONY: help install browser infra-up infra-down services-up services-down run stop status test test-unit \
         bench lint reset
 
 help:
@@ -34,10 +34,12 @@ services-down:
 	deploy/local/services.sh down
 
 run: services-up
+	deploy/local/services.sh demo
 	@echo
 	@echo "Dashboard:  http://127.0.0.1:8004/"
 	@echo "Progress:   http://127.0.0.1:8004/v1/progress"
 	@echo "APIs:       partners :8001  workshops :8002  detection :8003  metrics :8004  (each has /docs)"
+	@echo "Terminals:  tokens in .run/demo-credentials.json (see README)"
 	@echo "Logs:       .run/logs/   Stop with: make stop"
 
 stop:
@@ -51,8 +53,14 @@ status:
 test-unit: install
 	$(PY) -m pytest -m unit -q
 
+# The dashboard test drives Debian's Chromium headless (no browser download: the network is closed).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium >/dev/null; \
+	  else echo "error: chromium is missing: sudo apt-get install chromium"; exit 1; fi; }
+
 # Integration and end-to-end tests start their own copies of the services on test ports.
-test: infra-up
+test: infra-up browser
 	$(PY) -m pytest -q
 
 lint: install

@@ -50,8 +50,9 @@ class Outbox:
 
     async def flush(self, doc_id: Any) -> int:
         """Publish the pending events of one document, then clear them; returns how many were sent."""
-        doc = await self.collection.find_one({"_id": doc_id, PENDING: True}, {"outbox": 1, SEQ: 1})
-        if not doc:
+        # `_id` alone in the filter: FerretDB's SQLite backend uses its index only then.
+        doc = await self.collection.find_one({"_id": doc_id}, {"outbox": 1, SEQ: 1, PENDING: 1})
+        if not doc or not doc.get(PENDING):
             return 0
         events = [decode_json(raw) for raw in doc.get("outbox", [])]
         await self.publisher.publish_many(events)

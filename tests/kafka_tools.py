@@ -45,8 +45,10 @@ def tail(topic: str) -> Iterator[Callable]:
         consumer.close()
 
 
-def dead_letters_with_key(records: list[Any], key: bytes) -> list[dict[str, Any]]:
-    return [json.loads(r.value) for r in records if r.key == key]
+def dead_letters_with_key(records: list[Any], key: bytes, consumer: str | None = None) -> list[dict[str, Any]]:
+    """Dead letters for `key`, optionally only those of one consumer (several may refuse the same record)."""
+    letters = [json.loads(r.value) for r in records if r.key == key]
+    return [d for d in letters if consumer is None or d["consumer"] == consumer]
 
 
 def read_all(topic: str, timeout_s: float = 5.0) -> list[Any]:

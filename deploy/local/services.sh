@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Start or stop the four Python services (uvicorn), each in the background with its pid recorded.
-#   services.sh up | down | status | simulate
+#   services.sh up | down | status | demo | simulate
 # Ports: PARTNERS_PORT (8001), WORKSHOPS_PORT (8002), DETECTION_PORT (8003), METRICS_PORT (8004).
 set -euo pipefail
 # shellcheck source=deploy/local/lib.sh
@@ -43,7 +43,18 @@ up() {
   done
 }
 
-# Gentle counter traffic through the detection service, so the dashboard moves (make run).
+# Demo data through the services' own handlers (idempotent: a second run adds nothing), then gentle counter
+# traffic through the detection service so the dashboard moves (make run).
+demo() {
+  (cd "$ROOT" && "$PY" -m services.detection.demo)
+  if [[ -f "$ROOT/services/partners/demo.py" ]]; then
+    (cd "$ROOT" && proc_start demo-partners "$LOG_DIR/demo-partners.log" "$PY" -m services.partners.demo)
+  fi
+  (cd "$ROOT" && proc_start demo-workshops "$LOG_DIR/demo-workshops.log" "$PY" -m services.workshops.demo)
+  echo "demo partners and workshops loading in the background (logs: $LOG_DIR/demo-*.log)"
+  simulate
+}
+
 simulate() {
   (cd "$ROOT" && proc_start simulator "$LOG_DIR/simulator.log" \
     "$PY" -m scripts.simulate --duration 0 --rate "${SIMULATOR_RATE:-5}" --quiet --no-verify)
@@ -52,6 +63,8 @@ simulate() {
 
 down() {
   proc_stop simulator
+  proc_stop demo-partners
+  proc_stop demo-workshops
   for name in "${SERVICES[@]}"; do proc_stop "svc-$name"; done
 }
 
@@ -65,7 +78,8 @@ status() {
 case "${1:-}" in
   up) up ;;
   simulate) simulate ;;
+  demo) demo ;;
   down) down ;;
   status) status ;;
-  *) echo "usage: $0 up|down|status|simulate" >&2; exit 2 ;;
+  *) echo "usage: $0 up|down|status|demo|simulate" >&2; exit 2 ;;
 esac

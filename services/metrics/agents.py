@@ -97,7 +97,7 @@ class MetricsWorker:
                 key=message.key,
                 value=message.value,
                 reason=reason,
-                consumer="alliance-metrics",
+                consumer=self.app.conf.id,
             ),
         )
         await sent  # acknowledged before the offset of the bad record can be committed

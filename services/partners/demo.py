@@ -19,9 +19,17 @@ from typing import Any
 
 from services.partners import handlers
 from services.partners.csvio import IMPORT_COLUMNS
-from services.partners.domain import PartnerKind, partner_id_for, partnership_id_for, siret_is_valid
+from services.partners.domain import (
+    EndReason,
+    Invalid,
+    PartnerKind,
+    Refused,
+    partner_id_for,
+    partnership_id_for,
+    siret_is_valid,
+)
 from services.partners.imports import import_csv
-from services.partners.schemas import CompletionCommand, MissionCreate, RenewCommand
+from services.partners.schemas import ActivateCommand, CompletionCommand, EndCommand, MissionCreate, RenewCommand
 from services.partners.settings import PartnersSettings
 from services.partners.store import Store
 from shared import geo
@@ -33,9 +41,10 @@ __all__ = ["generate", "load", "main"]
 
 SEED = 2022
 PAST_YEARS = {2019: 90, 2020: 110, 2021: 140, 2022: 170, 2023: 190, 2024: 210, 2025: 240}
-THIS_YEAR_SIGNED = 150
+THIS_YEAR_SIGNED = 165  # over the whole year: about 150 by late November
 PARTNERS = 1050
 LABELLED = 120
+MISSIONS_FROM = 2026  # skills-sponsorship missions are generated from this year on
 BIG = {"75", "13", "69", "59", "93", "33", "31", "44", "67", "34", "06", "76", "92", "94", "62", "974"}
 KINDS = [
     (PartnerKind.ASSOCIATION, 70),
@@ -75,7 +84,9 @@ def _fake_siret(n: int) -> str:
 @dataclass
 class Demo:
     rows: list[dict[str, str]]
-    renewals: list[tuple[str, RenewCommand]]
+    # Lifecycle steps that fall in the current year go through the handlers on the day they are due, so that
+    # the import rows of a year never change from one day to the next (re-running stays a no-op).
+    steps: list[tuple[str, ActivateCommand | RenewCommand | EndCommand]]
     labelled: list[tuple[str, date]]
     missions: list[tuple[str, MissionCreate, list[str], CompletionCommand | None]]
 
@@ -113,117 +124,163 @@ def _partners(rng: random.Random) -> list[dict[str, str]]:
     return out
 
 
+def _partnership(n: int, year: int, partner: dict[str, str], as_of: date) -> tuple[dict[str, str], list] | None:
+    """Row `n` (its own random stream: skipping one never shifts the others); None if not signed yet."""
+    rng = random.Random(f"{SEED}-partnership-{n}")
+    jan1 = date(as_of.year, 1, 1)
+    deps = [partner["dep"]]
+    if rng.random() < 0.25:
+        other = rng.choice(list(geo.departements()))
+        deps += [other] if other not in deps else []
+    k = rng.choice([1, 1, 2, 2, 3])
+    commitments: list[str] = []
+    while len(commitments) < k:
+        c = _pick(rng, COMMITMENTS).value
+        commitments += [c] if c not in commitments else []
+    signed = _day(rng, date(year, 1, 2), date(year, 12, 20))
+    if signed > as_of:
+        return None
+    starts = signed + timedelta(days=rng.randint(0, 30))
+    ends = starts + timedelta(days=3 * 365) if rng.random() < 0.3 else None
+    ref = f"DEMO-{n:04d}"
+    row = {
+        **{k: v for k, v in partner.items() if k != "dep"},
+        "external_ref": ref,
+        "partnership_type": _pick(rng, TYPES).value,
+        "commitments": ";".join(commitments),
+        "departements": ";".join(deps),
+        "title": "",
+        "status": "signed",
+        "starts_on": starts.isoformat(),
+        "ends_on": ends.isoformat() if ends else "",
+        "signed_on": signed.isoformat(),
+        "activated_on": "",
+        "ended_on": "",
+        "end_reason": "",
+    }
+    steps: list = []
+    if starts < jan1:
+        row.update(status="active", activated_on=starts.isoformat())
+    elif starts <= as_of:
+        steps.append((ref, ActivateCommand(activated_on=starts)))
+    expire_end = rng.random() < 0.4
+    early_end = rng.random() < 0.05
+    early_on = _day(rng, starts, date(year + 2, 12, 31))
+    early_reason = rng.choice([EndReason.PARTNER_WITHDREW, EndReason.PARTNER_DISSOLVED, EndReason.OBJECTIVES_MET])
+    if ends:
+        due = ends - timedelta(days=30)
+        if expire_end:
+            if ends < jan1 and row["status"] == "active":
+                row.update(status="ended", ended_on=ends.isoformat(), end_reason=EndReason.EXPIRED.value)
+            elif ends <= as_of:
+                steps.append((ref, EndCommand(ended_on=ends, reason=EndReason.EXPIRED)))
+        else:
+            while due <= as_of:  # renewed every three years, a month before the term
+                ends += timedelta(days=3 * 365)
+                steps.append((ref, RenewCommand(renewed_on=due, ends_on=ends)))
+                due = ends - timedelta(days=30)
+    elif early_end:
+        if early_on < jan1 and row["status"] == "active":
+            row.update(status="ended", ended_on=early_on.isoformat(), end_reason=early_reason.value)
+        elif early_on <= as_of and starts <= as_of:
+            steps.append((ref, EndCommand(ended_on=early_on, reason=early_reason)))
+    return row, steps
+
+
 def generate(as_of: date) -> Demo:
-    """The same `as_of` always gives the same data."""
-    rng = random.Random(SEED)
-    partners = _partners(rng)
-    this_year = as_of.year
-    plan = [(y, n) for y, n in PAST_YEARS.items() if y < this_year] + [(this_year, THIS_YEAR_SIGNED)]
+    """Deterministic: a later `as_of` in the same year only adds to what an earlier one gave."""
+    partners = _partners(random.Random(SEED))
+    plan = [(y, PAST_YEARS.get(y, THIS_YEAR_SIGNED)) for y in range(min(PAST_YEARS), as_of.year + 1)]
     rows: list[dict[str, str]] = []
-    renewals: list[tuple[str, RenewCommand]] = []
+    steps: list = []
     n = 0
     for year, count in plan:
         for _ in range(count):
             n += 1
-            partner = partners[n - 1] if n <= len(partners) else rng.choice(partners)
-            deps = [partner["dep"]]
-            if rng.random() < 0.25:
-                other = rng.choice(list(geo.departements()))
-                deps += [other] if other not in deps else []
-            k = rng.choice([1, 1, 2, 2, 3])
-            commitments: list[str] = []
-            while len(commitments) < k:
-                c = _pick(rng, COMMITMENTS).value
-                commitments += [c] if c not in commitments else []
-            signed = _day(rng, date(year, 1, 2), min(date(year, 12, 20), as_of))
-            starts = signed + timedelta(days=rng.randint(0, 30))
-            ends = starts + timedelta(days=3 * 365) if rng.random() < 0.3 else None
-            row = {
-                **{k: v for k, v in partner.items() if k != "dep"},
-                "external_ref": f"DEMO-{n:04d}",
-                "partnership_type": _pick(rng, TYPES).value,
-                "commitments": ";".join(commitments),
-                "departements": ";".join(deps),
-                "title": "",
-                "status": "active" if starts <= as_of else "signed",
-                "starts_on": starts.isoformat(),
-                "ends_on": ends.isoformat() if ends else "",
-                "signed_on": signed.isoformat(),
-                "activated_on": starts.isoformat() if starts <= as_of else "",
-                "ended_on": "",
-                "end_reason": "",
-            }
-            if ends and ends - timedelta(days=30) <= as_of:
-                if rng.random() < 0.4:
-                    row.update(status="ended", ended_on=ends.isoformat(), end_reason="expired")
-                else:
-                    renewed_on = ends - timedelta(days=30)
-                    new_end = ends + timedelta(days=3 * 365)
-                    renewals.append((row["external_ref"], RenewCommand(renewed_on=renewed_on, ends_on=new_end)))
-            elif year < this_year and rng.random() < 0.05 and starts < as_of:
-                reason = rng.choice(["partner_withdrew", "partner_dissolved", "objectives_met", "merged"])
-                row.update(status="ended", ended_on=_day(rng, starts, as_of).isoformat(), end_reason=reason)
-            rows.append(row)
+            partner = partners[(n - 1) % len(partners) if n <= len(partners) else (n * 7919) % len(partners)]
+            made = _partnership(n, year, partner, as_of)
+            if made:
+                rows.append(made[0])
+                steps.extend(made[1])
 
+    rng = random.Random(f"{SEED}-skills")
     associations = [p for p in partners if p["partner_kind"] == PartnerKind.ASSOCIATION.value][:LABELLED]
     labelled = [
         (partner_id_for(p["partner_legal_id"]), _day(rng, date(2019, 1, 1), date(2025, 12, 31))) for p in associations
     ]
     missions = []
-    m = 0
-    for partner, p in zip(labelled, associations, strict=True):
-        for _ in range(rng.choice([1, 1, 2])):
-            m += 1
-            published = _day(rng, date(this_year, 1, 2), as_of)
-            places = rng.randint(1, 4)
-            cmd = MissionCreate(
-                external_ref=f"DEMO-M-{m:04d}",
-                title=f"Mission de mécénat de compétences démo {m:04d}",
-                skills=rng.sample(["pédagogie", "numérique", "gestion", "communication", "logistique"], 2),
-                departement=p["dep"],
-                commitment=_pick(rng, COMMITMENTS),
-                published_on=published,
-                places=places,
-            )
-            staff = [f"DEMO-STAFF-{rng.randint(1, 9999):04d}" for _ in range(rng.randint(1, places))]
-            done = None
-            if published + timedelta(days=30) <= as_of and rng.random() < 0.75:
-                completed = _day(rng, published + timedelta(days=14), min(published + timedelta(days=60), as_of))
-                done = CompletionCommand(completed_on=completed, hours=float(len(set(staff)) * rng.randint(2, 20)))
-            missions.append((partner[0], cmd, staff, done))
-    return Demo(rows, renewals, labelled, missions)
+    m = 0  # numbered across the years since the first demo year
+    for year in range(MISSIONS_FROM, as_of.year + 1):
+        for (partner_id, _), p in zip(labelled, associations, strict=True):
+            for _ in range(random.Random(f"{SEED}-missions-{partner_id}-{year}").choice([1, 1, 2])):
+                m += 1
+                mrng = random.Random(f"{SEED}-mission-{m}")
+                published = _day(mrng, date(year, 1, 2), date(year, 12, 20))
+                places = mrng.randint(1, 4)
+                cmd = MissionCreate(
+                    external_ref=f"DEMO-M-{m:04d}",
+                    title=f"Mission de mécénat de compétences démo {m:04d}",
+                    skills=mrng.sample(["pédagogie", "numérique", "gestion", "communication", "logistique"], 2),
+                    departement=p["dep"],
+                    commitment=_pick(mrng, COMMITMENTS),
+                    published_on=published,
+                    places=places,
+                )
+                staff = sorted({f"DEMO-STAFF-{mrng.randint(1, 9999):04d}" for _ in range(mrng.randint(1, places))})
+                completed = published + timedelta(days=mrng.randint(14, 60))
+                done = CompletionCommand(completed_on=completed, hours=float(len(staff) * mrng.randint(2, 20)))
+                if published <= as_of:
+                    finished = completed <= as_of and mrng.random() < 0.8
+                    missions.append((partner_id, cmd, staff, done if finished else None))
+    return Demo(rows, steps, labelled, missions)
 
 
 async def load(store: Store, demo: Demo) -> dict[str, Any]:
     report = await import_csv(store, demo.csv_text())
-    renewed = 0
-    for ref, cmd in demo.renewals:
+    kept = 0  # records made in an earlier year that differ from this year's generation: left as they are
+    steps_applied = 0
+    for ref, cmd in demo.steps:
         doc = await store.partnerships.collection.find_one({"_id": partnership_id_for(ref)})
-        if doc and doc["status"] in ("signed", "active"):
-            before = len(doc.get("renewals", []))
-            after, _ = await handlers.transition(store, doc, cmd)
-            renewed += len(after.get("renewals", [])) - before
+        if doc is None:
+            continue
+        done = {r["ends_on"] for r in doc.get("renewals", [])}
+        if isinstance(cmd, RenewCommand) and cmd.ends_on.isoformat() in done:
+            continue
+        try:
+            step = handlers.planner(cmd)(doc)
+            if not step.noop:
+                await handlers.transition(store, doc, cmd)
+                steps_applied += 1
+        except (Refused, Invalid):
+            kept += 1
     for pid, on in demo.labelled:
         await handlers.set_skills_label(store, pid, True, on)
     missions_created = completed = 0
     for pid, cmd, staff, done in demo.missions:
         partner = await store.partners.find_one({"_id": pid})
-        created, mission, _ = await handlers.create_mission(store, partner, cmd)
+        try:
+            created, mission, _ = await handlers.create_mission(store, partner, cmd)
+        except handlers.Conflict:
+            kept += 1
+            continue
         missions_created += created
         for s in staff:
             if mission["status"] == "published":
                 mission = await handlers.add_volunteer(store, mission, s)
-        if done and mission["status"] == "published":
+        if done and mission["status"] == "published" and mission["volunteers"]:
             await handlers.complete_mission(store, mission, done)
             completed += 1
+    stale = [p for p in report.problems if any("already exists" in r for r in p.reasons)]
     return {
+        "kept_from_an_earlier_day": kept + len(stale),
+        "invalid_rows": report.rejected - len(stale),
         "rows": report.rows,
         "imported": report.imported,
         "unchanged": report.unchanged,
         "rejected": report.rejected,
         "problems": [p.model_dump() for p in report.problems[:5]],
         "partners_created": report.partners_created,
-        "renewals_applied": renewed,
+        "lifecycle_steps_applied": steps_applied,
         "missions_created": missions_created,
         "missions_completed": completed,
     }
@@ -246,7 +303,7 @@ async def _run(as_of: date, demo: Demo) -> int:
     print(f"demo data as of {as_of}: {len(demo.rows)} partnerships, {signed_this_year} signed in {as_of.year}")
     for key, value in summary.items():
         print(f"  {key}: {value}")
-    return 0 if summary["rejected"] == 0 else 1
+    return 0 if summary["invalid_rows"] == 0 else 1
 
 
 def main(argv: list[str] | None = None) -> int:

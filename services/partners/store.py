@@ -88,10 +88,14 @@ class IndexedOutbox(Outbox):
     async def relay_once(self, limit: int = 500) -> int:
         sent = 0
         cutoff = datetime.now(UTC) - HINT_GRACE
+        done = []
         async for hint in self.hints.find({}).limit(limit):
             sent += await self.flush(hint["_id"])
             if hint["at"] < cutoff:
-                await self.hints.delete_one({"_id": hint["_id"], "at": hint["at"]})
+                done.append(hint["_id"])
+        if done:
+            # Only notes still old: one noted again meanwhile belongs to a write that may not be flushed yet.
+            await self.hints.delete_many({"_id": {"$in": done}, "at": {"$lt": cutoff}})
         return sent
 
 

@@ -16,11 +16,12 @@ from shared.serde import encode
 from shared.settings import DEV_PERSON_REF_KEY, DEV_PLATFORM_TOKEN_KEY
 from shared.topics import DEAD_LETTER, WORKSHOPS
 from tests import samples
-from tests.conftest import DBS, Service, wait_until
+from tests.conftest import DBS, TEST_ENV, Service, wait_until
 from tests.kafka_tools import dead_letters_with_key, produce, tail
 
 pytestmark = pytest.mark.integration
 YEAR = datetime.now(UTC).year
+ME = TEST_ENV["METRICS_APP_ID"]  # the test metrics worker (others may dead-letter the same records)
 # Recording attendance needs a platform token (issued by the partners service; minted here with the dev key).
 ADMIN = {"Authorization": "Bearer " + issue_token(Principal("test-admin", Role.ADMIN), DEV_PLATFORM_TOKEN_KEY)}
 
@@ -152,17 +153,18 @@ def test_malformed_record_goes_to_dead_letter_and_counting_goes_on(services: dic
         produce(WORKSHOPS.name, encode(samples.attended(samples.ref(uuid.uuid4()))), wrong_key)
         got = wait_until(
             lambda: (
-                len(dead_letters_with_key(records(0.3), bad_key)) >= 2 and dead_letters_with_key(records(0), wrong_key)
+                len(dead_letters_with_key(records(0.3), bad_key, ME)) >= 2
+                and dead_letters_with_key(records(0), wrong_key, ME)
             ),
             10,
             "dead letters",
         )
         assert got
-        letters = dead_letters_with_key(records(0), bad_key)
+        letters = dead_letters_with_key(records(0), bad_key, ME)
         assert "not JSON" in letters[0]["reason"]
         assert "departement" in letters[1]["reason"]
         assert letters[0]["source"]["topic"] == WORKSHOPS.name
-        assert "does not match" in dead_letters_with_key(records(0), wrong_key)[0]["reason"]
+        assert "does not match" in dead_letters_with_key(records(0), wrong_key, ME)[0]["reason"]
     # The worker keeps counting after the bad records.
     good = samples.attended(samples.ref(uuid.uuid4()))
     produce(WORKSHOPS.name, encode(good), good.key.encode())
