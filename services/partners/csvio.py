@@ -157,7 +157,7 @@ def _lifecycle(terms: dict[str, Any], row: dict[str, str], status: Status, reaso
         reasons.append(f"status {status.value} needs signed_on")
         return doc
     steps.append(lambda d: domain.plan_sign(d, signed_on))
-    if status == Status.ACTIVE or (status == Status.ENDED and row.get("activated_on", "").strip()):
+    if activated_on and (status == Status.ACTIVE or (status == Status.ENDED and row.get("activated_on", "").strip())):
         steps.append(lambda d: domain.plan_activate(d, activated_on))
     if status == Status.ENDED:
         reason = _enum(EndReason, row.get("end_reason", ""), "end_reason", reasons)

@@ -243,8 +243,8 @@ async def load(store: Store, demo: Demo) -> dict[str, Any]:
         doc = await store.partnerships.collection.find_one({"_id": partnership_id_for(ref)})
         if doc is None:
             continue
-        done = {r["ends_on"] for r in doc.get("renewals", [])}
-        if isinstance(cmd, RenewCommand) and cmd.ends_on.isoformat() in done:
+        renewed_to = {r["ends_on"] for r in doc.get("renewals", [])}
+        if isinstance(cmd, RenewCommand) and cmd.ends_on.isoformat() in renewed_to:
             continue
         try:
             step = handlers.planner(cmd)(doc)
@@ -256,10 +256,10 @@ async def load(store: Store, demo: Demo) -> dict[str, Any]:
     for pid, on in demo.labelled:
         await handlers.set_skills_label(store, pid, True, on)
     missions_created = completed = 0
-    for pid, cmd, staff, done in demo.missions:
+    for pid, announcement, staff, completion in demo.missions:
         partner = await store.partners.find_one({"_id": pid})
         try:
-            created, mission, _ = await handlers.create_mission(store, partner, cmd)
+            created, mission, _ = await handlers.create_mission(store, partner, announcement)
         except handlers.Conflict:
             kept += 1
             continue
@@ -267,8 +267,8 @@ async def load(store: Store, demo: Demo) -> dict[str, Any]:
         for s in staff:
             if mission["status"] == "published":
                 mission = await handlers.add_volunteer(store, mission, s)
-        if done and mission["status"] == "published" and mission["volunteers"]:
-            await handlers.complete_mission(store, mission, done)
+        if completion and mission["status"] == "published" and mission["volunteers"]:
+            await handlers.complete_mission(store, mission, completion)
             completed += 1
     stale = [p for p in report.problems if any("already exists" in r for r in p.reasons)]
     return {

@@ -171,6 +171,10 @@ def _d(value: Any) -> date | None:
     return date.fromisoformat(value) if isinstance(value, str) else value
 
 
+def _req(value: Any) -> date:
+    return value if isinstance(value, date) else date.fromisoformat(value)
+
+
 def check_terms(starts_on: date | None, ends_on: date | None) -> None:
     if starts_on and ends_on and ends_on <= starts_on:
         raise Invalid(f"ends_on ({ends_on}) must be after starts_on ({starts_on})")
@@ -202,7 +206,7 @@ def plan_activate(doc: dict[str, Any], activated_on: date) -> Step:
         return Step({}, noop=True)
     if status != Status.SIGNED:
         raise _refuse(doc, "activate", "a signed partnership can be activated")
-    signed_on = _d(doc["signed_on"])
+    signed_on = _req(doc["signed_on"])
     if activated_on < signed_on:
         raise Invalid(f"activated_on ({activated_on}) is before signed_on ({signed_on})")
     ends_on = _d(doc.get("ends_on"))
@@ -226,7 +230,7 @@ def plan_renew(doc: dict[str, Any], renewed_on: date, new_ends_on: date) -> Step
         raise _refuse(doc, "renew", "a signed or active partnership can be renewed")
     if current_end is None:
         raise Refused("an open-ended partnership (no ends_on) has nothing to renew")
-    signed_on = _d(doc["signed_on"])
+    signed_on = _req(doc["signed_on"])
     if renewed_on < signed_on:
         raise Invalid(f"renewed_on ({renewed_on}) is before signed_on ({signed_on})")
     if new_ends_on <= current_end:
@@ -252,7 +256,7 @@ def plan_end(doc: dict[str, Any], ended_on: date, reason: EndReason) -> Step:
     if status not in (Status.SIGNED, Status.ACTIVE):
         hint = "delete the draft instead" if status == Status.DRAFT else "it has already ended"
         raise Refused(f"cannot end a partnership that is {status.value} ({hint})")
-    signed_on = _d(doc["signed_on"])
+    signed_on = _req(doc["signed_on"])
     if ended_on < signed_on:
         raise Invalid(f"ended_on ({ended_on}) is before signed_on ({signed_on})")
     return Step(
@@ -268,7 +272,7 @@ def plan_mission_completion(doc: dict[str, Any], completed_on: date, hours: floa
         raise Refused("the mission is already completed")
     if not doc.get("volunteers"):
         raise Refused("a mission without volunteers cannot be completed")
-    published_on = _d(doc["published_on"])
+    published_on = _req(doc["published_on"])
     if completed_on < published_on:
         raise Invalid(f"completed_on ({completed_on}) is before published_on ({published_on})")
     if hours <= 0:
