@@ -64,8 +64,8 @@ test: infra-up browser
 	$(PY) -m pytest -q
 
 lint: install
-	$(VENV)/bin/ruff check shared services tests bench
-	$(VENV)/bin/ruff format --check shared services tests bench
+	$(VENV)/bin/ruff check shared services tests bench scripts
+	$(VENV)/bin/ruff format --check shared services tests bench scripts
 	$(VENV)/bin/mypy shared services
 
 bench: infra-up

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from pymongo.asynchronous.collection import AsyncCollection
@@ -18,7 +19,7 @@ from shared.events import Envelope
 from shared.kafka import Publisher, PublishError
 from shared.serde import decode_json
 
-__all__ = ["outbox_entries", "outbox_append", "Outbox"]
+__all__ = ["outbox_entries", "outbox_append", "Outbox", "run_relay", "PENDING", "SEQ"]
 
 log = logging.getLogger(__name__)
 
@@ -61,20 +62,50 @@ class Outbox:
         await self.collection.update_one({"_id": doc_id, SEQ: doc.get(SEQ)}, {"$set": {"outbox": [], PENDING: False}})
         return len(events)
 
-    async def relay_once(self, limit: int = 500) -> int:
+    async def publish_documents(self, docs: list[dict[str, Any]]) -> int:
+        """Publish the pending events of documents already read (with `outbox`, `outbox_seq`), then clear each
+        one whose outbox did not grow meanwhile: one acknowledgement wait, one write per sequence value."""
+        docs = [d for d in docs if d.get(PENDING, True) and d.get("outbox")]
+        events = [decode_json(raw) for d in docs for raw in d["outbox"]]
+        if not events:
+            return 0
+        await self.publisher.publish_many(events)
+        by_seq: dict[Any, list[Any]] = {}
+        for d in docs:
+            by_seq.setdefault(d.get(SEQ), []).append(d["_id"])
+        for seq, ids in by_seq.items():
+            await self.collection.update_many({"_id": {"$in": ids}, SEQ: seq}, {"$set": {"outbox": [], PENDING: False}})
+        return len(events)
+
+    async def flush_many(self, doc_ids: list[Any]) -> int:
+        """`flush` for many documents at once (what a bulk load needs)."""
+        if not doc_ids:
+            return 0
+        fields = {"outbox": 1, SEQ: 1, PENDING: 1}
+        return await self.publish_documents(await self.collection.find({"_id": {"$in": doc_ids}}, fields).to_list(None))
+
+    async def relay_once(self, batch: int = 500) -> int:
+        """Publish every pending outbox of the collection, a batch of documents per scan."""
         sent = 0
-        async for doc in self.collection.find({PENDING: True}, {"_id": 1}).limit(limit):
-            sent += await self.flush(doc["_id"])
-        return sent
+        while True:
+            docs = await self.collection.find({PENDING: True}, {"outbox": 1, SEQ: 1}).to_list(batch)
+            sent += await self.publish_documents(docs)
+            if len(docs) < batch:
+                return sent
 
     async def relay_forever(self, interval: float = 1.0) -> None:
-        while True:
-            try:
-                sent = await self.relay_once()
-                if sent:
-                    log.info("outbox relay published pending events", extra={"count": sent})
-            except PublishError as exc:
-                log.warning("outbox relay could not publish; will retry", extra={"error": str(exc)})
-            except Exception:  # noqa: BLE001 - the relay must outlive a passing database error
-                log.exception("outbox relay failed; will retry")
-            await asyncio.sleep(interval)
+        await run_relay(self.relay_once, interval)
+
+
+async def run_relay(relay_once: Callable[[], Awaitable[int]], interval: float) -> None:
+    """Call `relay_once` every `interval` seconds, for ever, whatever passing failure happens."""
+    while True:
+        try:
+            sent = await relay_once()
+            if sent:
+                log.info("outbox relay published pending events", extra={"count": sent})
+        except PublishError as exc:
+            log.warning("outbox relay could not publish; will retry", extra={"error": str(exc)})
+        except Exception:  # noqa: BLE001 - the relay must outlive a passing database error
+            log.exception("outbox relay failed; will retry")
+        await asyncio.sleep(interval)

@@ -59,8 +59,14 @@ def build_app(settings: MetricsSettings | None = None) -> FastAPI:
     @app.get("/v1/worker", tags=["ops"])
     async def worker_status() -> dict:
         """What the stream worker has done since it started (for operators and benchmarks)."""
-        return {"app_id": settings.app_id, "recovered": worker.recovered, "processed": worker.processed,
-                "dead_lettered": worker.dead_lettered, "keys": len(worker.states), "version": worker.counters.version}
+        return {
+            "app_id": settings.app_id,
+            "recovered": worker.recovered,
+            "processed": worker.processed,
+            "dead_lettered": worker.dead_lettered,
+            "keys": len(worker.states),
+            "version": worker.counters.version,
+        }
 
     @app.get("/v1/snapshot", tags=["ops"])
     async def snapshot() -> dict:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -14,8 +13,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError
 
 from shared.kafka import Publisher, PublishError
-from shared.outbox import PENDING, SEQ, Outbox
-from shared.serde import decode_json
+from shared.outbox import PENDING, Outbox
 
 __all__ = ["Store", "IndexedOutbox", "FAULT_EXIT_CODE"]
 
@@ -50,34 +48,6 @@ class IndexedOutbox(Outbox):
                 await self.hints.insert_many(docs, ordered=False)
             except BulkWriteError:
                 pass  # already noted (the relay keeps old notes until their documents are clean)
-
-    async def flush(self, doc_id: Any) -> int:
-        doc = await self.collection.find_one({"_id": doc_id}, {"outbox": 1, SEQ: 1, PENDING: 1})
-        if not doc or not doc.get(PENDING):
-            return 0
-        events = [decode_json(raw) for raw in doc.get("outbox", [])]
-        await self.publisher.publish_many(events)
-        await self.collection.update_one({"_id": doc_id, SEQ: doc.get(SEQ)}, {"$set": {"outbox": [], PENDING: False}})
-        return len(events)
-
-    async def flush_many(self, doc_ids: list[Any]) -> int:
-        """Publish the pending events of many documents at once (one read, one acknowledgement wait, one clear
-        per sequence value): what a bulk import needs."""
-        if not doc_ids:
-            return 0
-        docs = [
-            d
-            async for d in self.collection.find({"_id": {"$in": doc_ids}}, {"outbox": 1, SEQ: 1, PENDING: 1})
-            if d.get(PENDING)
-        ]
-        events = [decode_json(raw) for d in docs for raw in d.get("outbox", [])]
-        await self.publisher.publish_many(events)
-        by_seq: dict[Any, list[Any]] = defaultdict(list)
-        for d in docs:
-            by_seq[d.get(SEQ)].append(d["_id"])
-        for seq, ids in by_seq.items():
-            await self.collection.update_many({"_id": {"$in": ids}, SEQ: seq}, {"$set": {"outbox": [], PENDING: False}})
-        return len(events)
 
     async def sweep(self) -> int:
         """Note every pending document (a full scan: once, at start)."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Mapping
 from typing import Any
@@ -13,8 +12,7 @@ from pymongo.errors import DuplicateKeyError
 
 from shared.events import Envelope
 from shared.kafka import Publisher, PublishError
-from shared.outbox import PENDING, SEQ, Outbox, outbox_append, outbox_entries
-from shared.serde import decode_json
+from shared.outbox import Outbox, outbox_append, outbox_entries, run_relay
 
 __all__ = ["Store", "COLLECTIONS", "Changed", "ConflictingRecord"]
 
@@ -52,59 +50,23 @@ class Store:
 
     async def flush(self, outbox: Outbox, doc_id: Any) -> bool:
         """Publish the document's pending events now; False if they stay for the relay (Kafka did not answer,
-        or a bulk load defers publishing). Same compare-and-set as shared.outbox, with an `_id`-only read."""
+        or a bulk load defers publishing)."""
         if not self.publish_immediately:
             return False
-        doc = await outbox.collection.find_one({"_id": doc_id}, {"outbox": 1, PENDING: 1, SEQ: 1})
-        if not doc or not doc.get(PENDING):
-            return True
         try:
-            await self.publisher.publish_many([decode_json(raw) for raw in doc.get("outbox", [])])
+            await outbox.flush(doc_id)
         except PublishError as exc:
             log.warning("publish deferred to the outbox relay", extra={"id": str(doc_id), "error": str(exc)})
             return False
-        await outbox.collection.update_one({"_id": doc_id, SEQ: doc.get(SEQ)}, {"$set": {"outbox": [], PENDING: False}})
         return True
 
-    async def publish_pending(self, batch: int = 500) -> int:
-        """Publish every pending outbox, a batch of documents at a time, then clear each document whose outbox
-        did not grow meanwhile (compare-and-set on the outbox sequence, as shared.outbox does per document).
-
-        The MongoDB-protocol server used locally (FerretDB, SQLite backend) only uses the `_id` index when
-        `_id` is the whole filter: any other condition scans the collection. One scan per batch, instead of
-        two per document, keeps the relay linear in the number of pending documents."""
-        sent = 0
-        for outbox in self.outboxes.values():
-            while True:
-                docs = await outbox.collection.find({PENDING: True}, {"outbox": 1, SEQ: 1}).to_list(batch)
-                if not docs:
-                    break
-                events = [decode_json(raw) for doc in docs for raw in doc.get("outbox", [])]
-                await self.publisher.publish_many(events)
-                by_seq: dict[Any, list[Any]] = {}
-                for doc in docs:
-                    by_seq.setdefault(doc.get(SEQ), []).append(doc["_id"])
-                for seq, ids in by_seq.items():
-                    await outbox.collection.update_many(
-                        {"_id": {"$in": ids}, SEQ: seq}, {"$set": {"outbox": [], PENDING: False}}
-                    )
-                sent += len(events)
-                if len(docs) < batch:
-                    break
-        return sent
+    async def publish_pending(self) -> int:
+        """Publish every pending outbox of every collection (one scan per batch of documents)."""
+        return sum([await outbox.relay_once() for outbox in self.outboxes.values()])
 
     async def relay_forever(self, interval: float = 1.0) -> None:
         """Publishes what a crash (or a Kafka outage) left in the outboxes."""
-        while True:
-            try:
-                sent = await self.publish_pending()
-                if sent:
-                    log.info("outbox relay published pending events", extra={"count": sent})
-            except PublishError as exc:
-                log.warning("outbox relay could not publish; will retry", extra={"error": str(exc)})
-            except Exception:  # noqa: BLE001 - the relay must outlive a passing database error
-                log.exception("outbox relay failed; will retry")
-            await asyncio.sleep(interval)
+        await run_relay(self.publish_pending, interval)
 
     async def create_once(
         self, outbox: Outbox, doc: dict[str, Any], events: list[Envelope], compare: Mapping[str, Any]
