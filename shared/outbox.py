@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pymongo.asynchronous.collection import AsyncCollection
@@ -19,23 +20,32 @@ from shared.events import Envelope
 from shared.kafka import Publisher, PublishError
 from shared.serde import decode_json
 
-__all__ = ["outbox_entries", "outbox_append", "Outbox", "run_relay", "PENDING", "SEQ"]
+__all__ = ["outbox_entries", "outbox_append", "Outbox", "run_relay", "PENDING", "SEQ", "QUEUED_AT", "RELAY_GRACE"]
 
 log = logging.getLogger(__name__)
 
 PENDING = "outbox_pending"
 SEQ = "outbox_seq"  # bumped by every write that queues events: the relay clears only what it has read
+QUEUED_AT = "outbox_at"  # when events were last queued: the relay leaves fresh ones to the writer's own flush
+# The writer publishes right after its write; the relay takes over only what is still pending after this long,
+# so in normal operation each event reaches the topic once (a duplicate after a crash is absorbed by consumers).
+RELAY_GRACE = timedelta(seconds=5)
 
 
 def outbox_entries(events: list[Envelope]) -> dict[str, Any]:
     """Fields of a new document that carries its first events."""
-    return {"outbox": [e.model_dump(mode="json") for e in events], PENDING: bool(events), SEQ: 1}
+    return {
+        "outbox": [e.model_dump(mode="json") for e in events],
+        PENDING: bool(events),
+        SEQ: 1,
+        QUEUED_AT: datetime.now(UTC),
+    }
 
 
 def outbox_append(events: list[Envelope], set_fields: dict[str, Any] | None = None) -> dict[str, Any]:
     """An update that changes `set_fields` and queues `events` in the same single-document write."""
     return {
-        "$set": {**(set_fields or {}), PENDING: True},
+        "$set": {**(set_fields or {}), PENDING: True, QUEUED_AT: datetime.now(UTC)},
         "$push": {"outbox": {"$each": [e.model_dump(mode="json") for e in events]}},
         "$inc": {SEQ: 1},
     }
@@ -84,12 +94,19 @@ class Outbox:
         fields = {"outbox": 1, SEQ: 1, PENDING: 1}
         return await self.publish_documents(await self.collection.find({"_id": {"$in": doc_ids}}, fields).to_list(None))
 
-    async def relay_once(self, batch: int = 500) -> int:
-        """Publish every pending outbox of the collection, a batch of documents per scan."""
-        sent = 0
+    async def relay_once(self, batch: int = 500, grace: timedelta = RELAY_GRACE) -> int:
+        """Publish every outbox still pending `grace` after its write, a batch of documents per scan."""
+        sent, skip = 0, 0
         while True:
-            docs = await self.collection.find({PENDING: True}, {"outbox": 1, SEQ: 1}).to_list(batch)
-            sent += await self.publish_documents(docs)
+            cutoff = datetime.now(UTC) - grace
+            docs = (
+                await self.collection.find({PENDING: True}, {"outbox": 1, SEQ: 1, QUEUED_AT: 1})
+                .skip(skip)
+                .to_list(batch)
+            )
+            due = [d for d in docs if d.get(QUEUED_AT) is None or d[QUEUED_AT] <= cutoff]
+            sent += await self.publish_documents(due)
+            skip += len(docs) - len(due)  # fresh ones stay pending: step over them
             if len(docs) < batch:
                 return sent
 

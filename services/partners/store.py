@@ -13,7 +13,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError
 
 from shared.kafka import Publisher, PublishError
-from shared.outbox import PENDING, Outbox
+from shared.outbox import PENDING, RELAY_GRACE, Outbox
 
 __all__ = ["Store", "IndexedOutbox", "FAULT_EXIT_CODE"]
 
@@ -55,12 +55,14 @@ class IndexedOutbox(Outbox):
         await self.note(ids)
         return len(ids)
 
-    async def relay_once(self, limit: int = 500) -> int:
+    async def relay_once(self, batch: int = 500, grace: timedelta = RELAY_GRACE) -> int:
         sent = 0
         cutoff = datetime.now(UTC) - HINT_GRACE
         done = []
-        async for hint in self.hints.find({}).limit(limit):
-            sent += await self.flush(hint["_id"])
+        due = datetime.now(UTC) - grace  # younger notes belong to writes that flush on their own
+        async for hint in self.hints.find({}).limit(batch):
+            if hint["at"] <= due:
+                sent += await self.flush(hint["_id"])
             if hint["at"] < cutoff:
                 done.append(hint["_id"])
         if done:

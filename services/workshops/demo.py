@@ -323,7 +323,7 @@ async def _main(year: int, scale: float) -> None:
         await store.ensure_indexes()
         started = time.perf_counter()
         counts = await load(plan(year, scale), store, settings.person_ref_key_bytes, datetime.now(UTC))
-        counts["events published"] = await store.publish_pending()
+        counts["events published"] = await store.publish_pending(grace=timedelta(0))
     finally:
         await publisher.stop()
         await mongo.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from datetime import timedelta
 from typing import Any
 
 from pymongo import ReturnDocument
@@ -12,7 +13,7 @@ from pymongo.errors import DuplicateKeyError
 
 from shared.events import Envelope
 from shared.kafka import Publisher, PublishError
-from shared.outbox import Outbox, outbox_append, outbox_entries, run_relay
+from shared.outbox import RELAY_GRACE, Outbox, outbox_append, outbox_entries, run_relay
 
 __all__ = ["Store", "COLLECTIONS", "Changed", "ConflictingRecord"]
 
@@ -60,9 +61,10 @@ class Store:
             return False
         return True
 
-    async def publish_pending(self) -> int:
-        """Publish every pending outbox of every collection (one scan per batch of documents)."""
-        return sum([await outbox.relay_once() for outbox in self.outboxes.values()])
+    async def publish_pending(self, grace: timedelta = RELAY_GRACE) -> int:
+        """Publish every outbox of every collection still pending `grace` after its write (one scan per batch
+        of documents); a bulk load passes no grace to publish everything it deferred."""
+        return sum([await outbox.relay_once(grace=grace) for outbox in self.outboxes.values()])
 
     async def relay_forever(self, interval: float = 1.0) -> None:
         """Publishes what a crash (or a Kafka outage) left in the outboxes."""
