@@ -17,7 +17,18 @@ from zoneinfo import ZoneInfo
 
 from shared import events as ev
 
-__all__ = ["State", "Cell", "fact_of", "apply", "compact", "contributions", "Counters", "DIMENSIONS", "INDICATORS"]
+__all__ = [
+    "State",
+    "Cell",
+    "fact_of",
+    "apply",
+    "compact",
+    "contributions",
+    "Counters",
+    "Ledger",
+    "DIMENSIONS",
+    "INDICATORS",
+]
 
 # A key's state: [{event_id: fact}, [retracted event ids]] — small in memory, JSON-friendly for changelogs.
 State = list[Any]
@@ -325,3 +336,24 @@ class Counters:
         cells: dict[str, Any] = {"|".join(map(str, c)): n for c, n in sorted(self.cells.items()) if n}
         spans = {f"partnership|{k}": f"{s}/{e or ''}" for k, (s, e) in sorted(self.partnerships.items())}
         return cells | spans
+
+
+class Ledger:
+    """Every key's state in a plain dict, with the counters derived from it (replay, tests).
+
+    The worker does the same over its Faust table; this is the in-memory form of that one step.
+    """
+
+    def __init__(self) -> None:
+        self.states: dict[str, State] = {}
+        self.counters = Counters()
+
+    def add(self, event: ev.Envelope) -> bool:
+        """Apply one event; False when it changed nothing (a duplicate, an event that counts nothing)."""
+        old = self.states.get(event.key)
+        new = apply(old, event)
+        if new is None:
+            return False
+        self.states[event.key] = new
+        self.counters.replace(event.key, old, new)
+        return True

@@ -49,8 +49,7 @@ def rebuild(bootstrap: str, until: dict[TopicPartition, int], *, progress: bool 
     parts = [tp for tp, end in until.items() if end > 0]
     consumer.assign(parts)
     consumer.seek_to_beginning(*parts)
-    states: dict[str, domain.State] = {}
-    counters = domain.Counters()
+    ledger = domain.Ledger()
     total = sum(until[tp] - consumer.beginning_offsets([tp])[tp] for tp in parts)
     done = 0
     bar = tqdm(total=total, unit="ev", desc="replaying the log", disable=not progress, file=sys.stderr)
@@ -61,28 +60,24 @@ def rebuild(bootstrap: str, until: dict[TopicPartition, int], *, progress: bool 
                 if record.offset >= until[tp]:
                     break
                 done += 1
-                _apply(states, counters, record.value, record.key)
+                _apply(ledger, record.value, record.key)
             if consumer.position(tp) >= until[tp]:
                 remaining.discard(tp)
                 consumer.pause(tp)
             bar.update(done - bar.n)
     bar.close()
     consumer.close()
-    return counters, done
+    return ledger.counters, done
 
 
-def _apply(states: dict[str, domain.State], counters: domain.Counters, value: bytes | None, key: bytes | None) -> None:
+def _apply(ledger: domain.Ledger, value: bytes | None, key: bytes | None) -> None:
     try:
         event = decode(value)
     except InvalidEvent:
         return  # the worker dead-letters it: it counts nothing either
     if key is not None and key.decode("utf-8", "replace") != event.key:
         return
-    old = states.get(event.key)
-    new = domain.apply(old, event)
-    if new is not None:
-        states[event.key] = new
-        counters.replace(event.key, old, new)
+    ledger.add(event)
 
 
 def committed(bootstrap: str, group: str) -> dict[TopicPartition, int]:

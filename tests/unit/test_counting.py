@@ -6,7 +6,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from services.metrics.domain import Counters, apply
+from services.metrics.domain import Counters, Ledger
 from shared import events as ev
 from tests import samples
 
@@ -14,18 +14,14 @@ pytestmark = pytest.mark.unit
 
 
 def feed(*events: ev.Envelope) -> Counters:
-    counters, states = Counters(), {}
+    ledger = Ledger()
     for e in events:
-        old = states.get(e.key)
-        new = apply(old, e)
-        if new is not None:
-            states[e.key] = new
-            counters.replace(e.key, old, new)
+        ledger.add(e)
     # The incremental result must equal a rebuild from the states alone.
     rebuilt = Counters()
-    rebuilt.rebuild(states.items())
-    assert rebuilt.snapshot() == counters.snapshot()
-    return counters
+    rebuilt.rebuild(ledger.states.items())
+    assert rebuilt.snapshot() == ledger.counters.snapshot()
+    return ledger.counters
 
 
 AT = datetime(2022, 6, 1, 10, tzinfo=UTC)

@@ -10,7 +10,7 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 
 from services.metrics import views
-from services.metrics.domain import Counters, apply
+from services.metrics.domain import Counters, Ledger
 from services.metrics.goals import Goal, GoalBook
 from shared import events as ev
 from tests import samples
@@ -22,14 +22,10 @@ LYON = {"departement": "69", "region": "84", "timezone": "Europe/Paris"}
 
 
 def feed(*events: ev.Envelope) -> Counters:
-    counters, states = Counters(), {}
+    ledger = Ledger()
     for e in events:
-        old = states.get(e.key)
-        new = apply(old, e)
-        if new is not None:
-            states[e.key] = new
-            counters.replace(e.key, old, new)
-    return counters
+        ledger.add(e)
+    return ledger.counters
 
 
 def helped_by_partner(person: str, partner: str, at: datetime = AT) -> ev.Envelope:
