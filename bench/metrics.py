@@ -23,12 +23,13 @@ from tqdm import tqdm
 
 from bench.common import KAFKA, ROOT, Worker, peak_rss_mib, publish
 from bench.loadgen import help_records
-from services.metrics import replay
+from services.metrics import domain, replay
+from shared.serde import InvalidEvent, decode
 
 PORT = 18990
 
 
-async def _raw_consume(until: dict) -> tuple[int, float]:
+async def _raw_consume(until: dict, keep: list[bytes] | None = None) -> tuple[int, float]:
     consumer = AIOKafkaConsumer(bootstrap_servers=KAFKA, enable_auto_commit=False, max_poll_records=5000)
     await consumer.start()
     parts = [TopicPartition(tp.topic, tp.partition) for tp, end in until.items() if end > 0]
@@ -41,6 +42,8 @@ async def _raw_consume(until: dict) -> tuple[int, float]:
         batches = await consumer.getmany(timeout_ms=500)
         for tp, records in batches.items():
             count += sum(1 for r in records if r.offset < ends[tp])
+            if keep is not None:
+                keep.extend(r.value for r in records if r.offset < ends[tp] and r.value is not None)
             if await consumer.position(tp) >= ends[tp]:
                 remaining.discard(tp)
     elapsed = time.perf_counter() - started
@@ -64,21 +67,42 @@ def follow(worker: Worker, total: int, desc: str) -> float:
         time.sleep(0.2)
 
 
-def throughput(worker: Worker, events: int) -> dict:
-    """A fresh worker (empty state) reads the whole log; a raw consumer reads the same records."""
-    year = 2040
-    publish(help_records(events, year=year, salt=uuid.uuid4().hex))
-    until = replay.end_offsets(KAFKA)
-    total = sum(until.values())
-    raw_count, raw_elapsed = asyncio.run(_raw_consume(until))
-    noop = subprocess.run(
-        [sys.executable, "-m", "bench.faust_ceiling", str(total)],
+def _counting_alone(values: list[bytes]) -> float:
+    """The counting rules alone, in this process, over the same record values: decode, apply, count."""
+    ledger = domain.Ledger()
+    started = time.perf_counter()
+    for value in values:
+        try:
+            ledger.add(decode(value))
+        except InvalidEvent:
+            pass
+    return len(values) / (time.perf_counter() - started)
+
+
+def _faust_ceiling(mode: str, total: int) -> float:
+    run = subprocess.run(
+        [sys.executable, "-m", "bench.faust_ceiling", mode, str(total)],
         capture_output=True,
         text=True,
         cwd=ROOT,
         timeout=3600,
     )
-    faust_noop = float(noop.stdout.strip().splitlines()[-1]) if noop.returncode == 0 else float("nan")
+    return float(run.stdout.strip().splitlines()[-1]) if run.returncode == 0 else float("nan")
+
+
+def throughput(worker: Worker, events: int) -> dict:
+    """A fresh worker (empty state) reads the whole log; a raw consumer reads the same records, and so do
+    faust agents that do nothing or only write a table, and the counting rules alone without Kafka."""
+    year = 2040
+    publish(help_records(events, year=year, salt=uuid.uuid4().hex))
+    until = replay.end_offsets(KAFKA)
+    total = sum(until.values())
+    values: list[bytes] = []
+    raw_count, raw_elapsed = asyncio.run(_raw_consume(until, values))
+    counting = _counting_alone(values)
+    del values
+    faust_noop = _faust_ceiling("noop", total)
+    faust_table = _faust_ceiling("table", total)
     worker.start()
     worker.wait_ready()
     elapsed = follow(worker, total, "metrics worker catching up")
@@ -89,6 +113,8 @@ def throughput(worker: Worker, events: int) -> dict:
         "raw_per_s": raw_rate,
         "ratio": rate / raw_rate,
         "faust_noop_per_s": faust_noop,
+        "faust_table_per_s": faust_table,
+        "counting_per_s": counting,
         "rss": peak_rss_mib(worker.proc.pid),
     }
 
@@ -212,9 +238,13 @@ def main() -> int:
             flush=True,
         )
         print(
-            f"  for context: a faust agent that does nothing reads the same records at "
-            f"{t['faust_noop_per_s']:,.0f}/s: the worker runs at {t['worker_per_s'] / t['faust_noop_per_s']:.2f} "
-            "of faust's own per-event ceiling here",
+            "  the same records, for context (each a ceiling for the worker, which does all of these at once):\n"
+            f"    faust agent that does nothing       {t['faust_noop_per_s']:>9,.0f}/s  "
+            f"(worker / this = {t['worker_per_s'] / t['faust_noop_per_s']:.2f})\n"
+            f"    faust agent writing a table key      {t['faust_table_per_s']:>9,.0f}/s  "
+            f"(worker / this = {t['worker_per_s'] / t['faust_table_per_s']:.2f})\n"
+            f"    counting rules alone, no Kafka       {t['counting_per_s']:>9,.0f}/s  "
+            f"(worker / this = {t['worker_per_s'] / t['counting_per_s']:.2f})",
             flush=True,
         )
         # The same worker, now caught up with the log, answers the freshness runs.

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from typing import Any
 
+import orjson
 from pydantic import ValidationError
 
 from shared.events import EVENT_TYPES, SCHEMA_URN, Envelope, EventData, model_for
@@ -82,8 +82,8 @@ def decode(raw: bytes | str | None) -> Envelope:
     if raw is None:
         raise InvalidEvent("empty record (no value)")
     try:
-        doc = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        doc = orjson.loads(raw)  # stricter than json (no NaN, valid UTF-8 only) and ~4x faster
+    except orjson.JSONDecodeError as exc:
         raise InvalidEvent(f"not JSON: {exc}") from None
     return decode_json(doc)
 

@@ -10,12 +10,15 @@ offsets equal the end offsets read here) and compares every counter cell. Exit s
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sys
 import time
 from collections.abc import Iterable
 from typing import Any
 
 import httpx
+from aiokafka import AIOKafkaConsumer
+from aiokafka import TopicPartition as AioPartition
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from tqdm import tqdm
 
@@ -43,31 +46,45 @@ def end_offsets(bootstrap: str) -> dict[TopicPartition, int]:
 
 def rebuild(bootstrap: str, until: dict[TopicPartition, int], *, progress: bool = True) -> tuple[domain.Counters, int]:
     """Counters from the log up to (not including) the given offsets; returns them and the records read."""
-    consumer = KafkaConsumer(
-        bootstrap_servers=bootstrap, enable_auto_commit=False, max_poll_records=5000, fetch_max_bytes=64 * 1024 * 1024
+    return asyncio.run(_rebuild(bootstrap, until, progress))
+
+
+async def _rebuild(bootstrap: str, until: dict[TopicPartition, int], progress: bool) -> tuple[domain.Counters, int]:
+    # aiokafka parses record batches in C: several times faster than kafka-python for a full read.
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        max_partition_fetch_bytes=4 * 1024 * 1024,
     )
-    parts = [tp for tp, end in until.items() if end > 0]
-    consumer.assign(parts)
-    consumer.seek_to_beginning(*parts)
-    ledger = domain.Ledger()
-    total = sum(until[tp] - consumer.beginning_offsets([tp])[tp] for tp in parts)
-    done = 0
-    bar = tqdm(total=total, unit="ev", desc="replaying the log", disable=not progress, file=sys.stderr)
-    remaining = set(parts)
-    while remaining:
-        for tp, records in consumer.poll(timeout_ms=500).items():
-            for record in records:
-                if record.offset >= until[tp]:
-                    break
-                done += 1
-                _apply(ledger, record.value, record.key)
-            if consumer.position(tp) >= until[tp]:
-                remaining.discard(tp)
-                consumer.pause(tp)
+    await consumer.start()
+    try:
+        ends = {AioPartition(tp.topic, tp.partition): end for tp, end in until.items() if end > 0}
+        consumer.assign(list(ends))
+        starts = await consumer.beginning_offsets(list(ends))
+        await consumer.seek_to_beginning(*ends)
+        ledger = domain.Ledger()
+        done = 0
+        total = sum(end - starts[tp] for tp, end in ends.items())
+        bar = tqdm(total=total, unit="ev", desc="replaying the log", disable=not progress, file=sys.stderr)
+        remaining = {tp for tp, end in ends.items() if end > starts[tp]}
+        while remaining:
+            batches = await consumer.getmany(*remaining, timeout_ms=500, max_records=10_000)
+            for tp, records in batches.items():
+                for record in records:
+                    if record.offset >= ends[tp]:
+                        break
+                    done += 1
+                    _apply(ledger, record.value, record.key)
+            for tp in list(remaining):
+                if await consumer.position(tp) >= ends[tp]:
+                    remaining.discard(tp)
+                    consumer.pause(tp)
             bar.update(done - bar.n)
-    bar.close()
-    consumer.close()
-    return ledger.counters, done
+        bar.close()
+        return ledger.counters, done
+    finally:
+        await consumer.stop()
 
 
 def _apply(ledger: domain.Ledger, value: bytes | None, key: bytes | None) -> None:
