@@ -17,10 +17,12 @@ import threading
 import time
 import uuid
 from datetime import UTC, datetime
+from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from tqdm import tqdm
 
+from bench.chart import metrics_chart
 from bench.common import KAFKA, ROOT, Worker, peak_rss_mib, publish
 from bench.loadgen import help_records
 from services.metrics import domain, replay
@@ -225,6 +227,7 @@ def main() -> int:
     parser.add_argument("--rates", default="100,1000")
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--people", type=int, default=1_000_000)
+    parser.add_argument("--chart", type=Path, default=ROOT / ".run" / "bench" / "metrics.svg", help="SVG to write")
     args = parser.parse_args()
     print(f"# metrics benchmark, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, Kafka {KAFKA}")
 
@@ -248,8 +251,10 @@ def main() -> int:
             flush=True,
         )
         # The same worker, now caught up with the log, answers the freshness runs.
+        fresh = []
         for n, rate in enumerate(int(r) for r in args.rates.split(",")):
             f = freshness(worker, rate, args.seconds, 2043 + n)
+            fresh.append(f)
             print(
                 f"freshness at {f['rate']:,} events/s ({f['measured']:,}/{f['events']:,} measured): "
                 f"p50 {f['p50_ms']:.0f} ms, p99 {f['p99_ms']:.0f} ms (target p99 < 1000 ms at 1,000/s)",
@@ -257,6 +262,7 @@ def main() -> int:
             )
     finally:
         worker.stop()
+    print(f"chart: {metrics_chart(t, fresh, args.chart)}", flush=True)
 
     m = memory(args.people)
     print(
