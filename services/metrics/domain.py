@@ -10,7 +10,7 @@ the log, and always identical).
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -30,7 +30,7 @@ __all__ = [
     "INDICATORS",
 ]
 
-# A key's state: [{event_id: fact}, [retracted event ids]] — small in memory, JSON-friendly for changelogs.
+# A key's state: [{event_id: fact}, (retracted event ids)] — small in memory, JSON-friendly for changelogs.
 State = list[Any]
 # A counter cell: (indicator, year, dimension, value); dimension "" is the national total.
 Cell = tuple[str, int, str, str]
@@ -135,25 +135,31 @@ def fact_of(event: ev.Envelope) -> list[Any] | None:
 
 
 # Many people share the same dimensions (département, week, channel, theme …): one dict object serves them
-# all, which keeps a million people's state well under a gigabyte. Facts are never mutated after creation.
+# all, and one int object per year, which keeps a million people's state well under a gigabyte. Facts are
+# tuples, never mutated after creation; a key with no retraction shares one empty tuple.
 _DIMS: dict[tuple[Any, ...], dict[str, Any]] = {}
+_INTS: dict[int, int] = {}
+_NO_RETRACTIONS: tuple[str, ...] = ()
 
 
 def _freeze(value: Any) -> Any:
     return tuple(value) if isinstance(value, list) else value
 
 
-def _shared_dims(fact: list[Any]) -> list[Any]:
-    dims = fact[-1]
+def _shared(fact: Sequence[Any]) -> tuple[Any, ...]:
+    *head, dims = fact
     signature = tuple((k, _freeze(v)) for k, v in dims.items())
-    fact[-1] = _DIMS.setdefault(signature, dims)
-    return fact
+    shared_dims = _DIMS.setdefault(signature, dims)
+    return (*(_INTS.setdefault(x, x) if type(x) is int else x for x in head), shared_dims)
 
 
 def compact(state: State) -> State:
-    """The same state with its dimension dicts shared (for states read back from a changelog)."""
-    for fact in state[0].values():
-        _shared_dims(fact)
+    """The same state with shared parts (for states read back from a changelog, as JSON lists)."""
+    facts = state[0]
+    for eid, fact in facts.items():
+        facts[eid] = _shared(fact)
+    if isinstance(state, list) and not state[1]:
+        state[1] = _NO_RETRACTIONS
     return state
 
 
@@ -173,18 +179,18 @@ def apply(state: State | None, event: ev.Envelope) -> State | None:
     """The key's new state after this event, or None when the event changes nothing (e.g. a duplicate)."""
     eid = str(event.id)
     facts: dict[str, Any] = state[0] if state else {}
-    retracted: list[str] = state[1] if state else []
+    retracted: Sequence[str] = state[1] if state else _NO_RETRACTIONS
     if event.type in ev.RETRACTION_TYPES:
         target = str(event.data.retracted_event_id)  # type: ignore[attr-defined]
         if target in retracted:
             return None
-        return [facts, [*retracted, target]]
+        return [facts, (*retracted, target)]
     if eid in facts:
         return None
     fact = fact_of(event)
     if fact is None:
         return None
-    return [{**facts, eid: _shared_dims(fact)}, retracted]
+    return [{**facts, eid: _shared(fact)}, retracted]
 
 
 def _cells(indicator: str, year: int, dims: Mapping[str, Any]) -> Iterable[Cell]:
