@@ -26,7 +26,6 @@ from kafka import KafkaAdminClient
 
 from bench.common import KAFKA
 from services.metrics import domain
-from services.metrics.agents import THROUGHPUT_SETTINGS
 from shared.serde import InvalidEvent, decode
 from shared.topics import EVENT_TOPICS, PARTITIONS
 
@@ -49,7 +48,6 @@ def main() -> int:
         topic_replication_factor=1,
         producer_acks=-1,
         stream_wait_empty=False,
-        **THROUGHPUT_SETTINGS,
     )
     source = app.topic(*names, key_serializer="raw", value_serializer="raw")
     table = app.Table("seen", default=None, partitions=PARTITIONS) if mode != "noop" else None

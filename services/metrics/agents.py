@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any
 
 import faust
 
@@ -19,19 +18,9 @@ from shared.kafka import dead_letter_value
 from shared.serde import InvalidEvent, decode
 from shared.topics import DEAD_LETTER, EVENT_TOPICS, PARTITIONS
 
-__all__ = ["MetricsWorker", "THROUGHPUT_SETTINGS"]
+__all__ = ["MetricsWorker"]
 
 log = logging.getLogger(__name__)
-
-# Measured with `make bench` (docs/benchmarks.md). Faust's default fetch of 1 MiB per partition left the
-# agent waiting ~300 ms for every fetch when catching up; 2 MiB keeps it busy (8 MiB gained nothing more
-# and would cost memory). Changelog writes go out in batches of up to 1 MiB, lingering 5 ms, instead of
-# 16 KiB batches sent at once. The counters are in memory, so the linger does not delay what the API shows.
-THROUGHPUT_SETTINGS: dict[str, Any] = {
-    "consumer_max_fetch_size": 2 * 1024 * 1024,
-    "producer_max_batch_size": 1024 * 1024,
-    "producer_linger": 0.005,
-}
 
 
 class MetricsWorker:
@@ -57,7 +46,6 @@ class MetricsWorker:
             consumer_auto_offset_reset="earliest",
             table_standby_replicas=0,
             stream_wait_empty=False,
-            **THROUGHPUT_SETTINGS,
         )
         self.source = self.app.topic(
             *(t.name for t in EVENT_TOPICS),
