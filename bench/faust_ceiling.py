@@ -13,6 +13,7 @@ Prints "<records/s>". Each run uses a consumer group and a table of its own.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
 import tempfile
 import time
@@ -20,13 +21,13 @@ import uuid
 
 import faust
 import orjson
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaProducer
 from faust.contrib.asgi import faust_app_running
 from kafka import KafkaAdminClient
 
 from bench.common import KAFKA
-from services.metrics import domain
-from shared.serde import InvalidEvent, decode
+from services.metrics import domain, replay
+from shared.serde import InvalidEvent, decode_record
 from shared.topics import EVENT_TOPICS, PARTITIONS
 
 
@@ -51,7 +52,7 @@ def main() -> int:
     )
     source = app.topic(*names, key_serializer="raw", value_serializer="raw")
     table = app.Table("seen", default=None, partitions=PARTITIONS) if mode != "noop" else None
-    counters = domain.Counters()
+    ledger = domain.Ledger(table) if table is not None else None
     seen = {"n": 0, "t0": 0.0}
     done = asyncio.Event()
 
@@ -59,19 +60,10 @@ def main() -> int:
         async for event in stream.events():
             if not seen["n"]:
                 seen["t0"] = time.perf_counter()
-            if mode == "packed":
+            if ledger is not None and mode == "packed":
                 for key, value in orjson.loads(event.value):
-                    try:
-                        envelope = decode(value)
-                    except InvalidEvent:
-                        seen["n"] += 1
-                        continue
-                    if envelope.key == key:
-                        old = table.get(key)
-                        new = domain.apply(old, envelope)
-                        if new is not None:
-                            table[key] = new
-                            counters.replace(key, old, new)
+                    with contextlib.suppress(InvalidEvent):
+                        ledger.add(decode_record(key.encode(), value))
                     seen["n"] += 1
             elif table is not None:
                 key = event.message.key.decode() if event.message.key else ""
@@ -105,35 +97,31 @@ async def _pack(total: int, per_record: int = 500) -> str:
     admin = KafkaAdminClient(bootstrap_servers=KAFKA)
     admin.create_topics({name: {"num_partitions": PARTITIONS, "replication_factor": 1}})
     admin.close()
-    consumer = AIOKafkaConsumer(bootstrap_servers=KAFKA, enable_auto_commit=False, auto_offset_reset="earliest")
     producer = AIOKafkaProducer(bootstrap_servers=KAFKA, acks="all", max_request_size=4 * 1024 * 1024)
-    await consumer.start()
     await producer.start()
     try:
-        parts = [TopicPartition(t.name, p) for t in EVENT_TOPICS for p in range(PARTITIONS)]
-        consumer.assign(parts)
-        ends = await consumer.end_offsets(parts)
-        await consumer.seek_to_beginning(*parts)
         pending: dict[int, list[tuple[str, str]]] = {p: [] for p in range(PARTITIONS)}
-        remaining, copied = {tp for tp in parts if ends[tp] > 0}, 0
-        while remaining:
-            for tp, records in (await consumer.getmany(*remaining, timeout_ms=500)).items():
-                for r in records:
-                    if r.offset < ends[tp] and r.value is not None:
-                        pending[tp.partition].append(((r.key or b"").decode(), r.value.decode()))
-                        copied += 1
-            for tp in list(remaining):
-                if await consumer.position(tp) >= ends[tp]:
-                    remaining.discard(tp)
-            for partition, items in pending.items():
-                while len(items) >= per_record or (items and not remaining):
-                    chunk, items[:] = items[:per_record], items[per_record:]
-                    await producer.send_and_wait(name, orjson.dumps(chunk), partition=partition)
+        copied = 0
+
+        async def send(partition: int, items: list[tuple[str, str]]) -> None:
+            await producer.send_and_wait(name, orjson.dumps(items), partition=partition)
+
+        async for records in replay.read_log(KAFKA, replay.end_offsets(KAFKA)):
+            for r in records:
+                if r.value is not None:
+                    items = pending[r.partition]
+                    items.append(((r.key or b"").decode(), r.value.decode()))
+                    copied += 1
+                    if len(items) >= per_record:
+                        await send(r.partition, items)
+                        items.clear()
+        for partition, items in pending.items():
+            if items:
+                await send(partition, items)
         if copied != total:
             raise SystemExit(f"expected {total} records in the event topics, found {copied}")
         return name
     finally:
-        await consumer.stop()
         await producer.stop()
 
 

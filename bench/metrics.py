@@ -19,38 +19,25 @@ import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaProducer
 from tqdm import tqdm
 
 from bench.chart import metrics_chart
 from bench.common import KAFKA, ROOT, Worker, peak_rss_mib, publish
 from bench.loadgen import help_records
 from services.metrics import domain, replay
-from shared.serde import InvalidEvent, decode
+from shared.serde import InvalidEvent, decode_record
 
 PORT = 18990
 
 
-async def _raw_consume(until: dict, keep: list[bytes] | None = None) -> tuple[int, float]:
-    consumer = AIOKafkaConsumer(bootstrap_servers=KAFKA, enable_auto_commit=False, max_poll_records=5000)
-    await consumer.start()
-    parts = [TopicPartition(tp.topic, tp.partition) for tp, end in until.items() if end > 0]
-    ends = {TopicPartition(tp.topic, tp.partition): end for tp, end in until.items() if end > 0}
-    consumer.assign(parts)
-    await consumer.seek_to_beginning(*parts)
+async def _raw_consume(until: dict, keep: list[tuple[bytes | None, bytes]] | None = None) -> tuple[int, float]:
     started, count = time.perf_counter(), 0
-    remaining = set(parts)
-    while remaining:
-        batches = await consumer.getmany(timeout_ms=500)
-        for tp, records in batches.items():
-            count += sum(1 for r in records if r.offset < ends[tp])
-            if keep is not None:
-                keep.extend(r.value for r in records if r.offset < ends[tp] and r.value is not None)
-            if await consumer.position(tp) >= ends[tp]:
-                remaining.discard(tp)
-    elapsed = time.perf_counter() - started
-    await consumer.stop()
-    return count, elapsed
+    async for records in replay.read_log(KAFKA, until):
+        count += len(records)
+        if keep is not None:
+            keep.extend((r.key, r.value) for r in records if r.value is not None)
+    return count, time.perf_counter() - started
 
 
 def follow(worker: Worker, total: int, desc: str) -> float:
@@ -69,16 +56,16 @@ def follow(worker: Worker, total: int, desc: str) -> float:
         time.sleep(0.2)
 
 
-def _counting_alone(values: list[bytes]) -> float:
-    """The counting rules alone, in this process, over the same record values: decode, apply, count."""
+def _counting_alone(records: list[tuple[bytes | None, bytes]]) -> float:
+    """The counting rules alone, in this process, over the same records: decode, apply, count."""
     ledger = domain.Ledger()
     started = time.perf_counter()
-    for value in values:
+    for key, value in records:
         try:
-            ledger.add(decode(value))
+            ledger.add(decode_record(key, value))
         except InvalidEvent:
             pass
-    return len(values) / (time.perf_counter() - started)
+    return len(records) / (time.perf_counter() - started)
 
 
 def _faust_ceiling(mode: str, total: int) -> float:
@@ -99,10 +86,10 @@ def throughput(worker: Worker, events: int) -> dict:
     publish(help_records(events, year=year, salt=uuid.uuid4().hex))
     until = replay.end_offsets(KAFKA)
     total = sum(until.values())
-    values: list[bytes] = []
-    raw_count, raw_elapsed = asyncio.run(_raw_consume(until, values))
-    counting = _counting_alone(values)
-    del values
+    records: list[tuple[bytes | None, bytes]] = []
+    raw_count, raw_elapsed = asyncio.run(_raw_consume(until, records))
+    counting = _counting_alone(records)
+    del records
     faust_noop = _faust_ceiling("noop", total)
     faust_table = _faust_ceiling("table", total)
     faust_packed = _faust_ceiling("packed", total)

@@ -10,7 +10,7 @@ from pydantic import ValidationError
 
 from shared.events import EVENT_TYPES, SCHEMA_URN, Envelope, EventData, model_for
 
-__all__ = ["InvalidEvent", "encode", "decode", "decode_json", "json_schema", "UPCASTERS"]
+__all__ = ["InvalidEvent", "encode", "decode", "decode_record", "decode_json", "json_schema", "UPCASTERS"]
 
 # (type, from_version) → function turning that version's payload into the next version's.
 # Old versions stay readable: when a payload changes shape, its model's VERSION goes up and an
@@ -86,6 +86,14 @@ def decode(raw: bytes | str | None) -> Envelope:
     except orjson.JSONDecodeError as exc:
         raise InvalidEvent(f"not JSON: {exc}") from None
     return decode_json(doc)
+
+
+def decode_record(key: bytes | None, value: bytes | str | None) -> Envelope:
+    """Decode one Kafka record: its value, and its key, which must be the event's own key."""
+    envelope = decode(value)
+    if key is not None and key.decode("utf-8", "replace") != envelope.key:
+        raise InvalidEvent(f"record key {key!r} does not match the event's key {envelope.key!r}")
+    return envelope
 
 
 def json_schema(event_type: str) -> dict[str, Any]:

@@ -15,7 +15,7 @@ import faust
 from services.metrics import domain
 from services.metrics.settings import MetricsSettings
 from shared.kafka import dead_letter_value
-from shared.serde import InvalidEvent, decode
+from shared.serde import InvalidEvent, decode_record
 from shared.topics import DEAD_LETTER, EVENT_TOPICS, PARTITIONS
 
 __all__ = ["MetricsWorker"]
@@ -27,7 +27,6 @@ class MetricsWorker:
     """Builds the Faust app; `counters` is what the API reads."""
 
     def __init__(self, settings: MetricsSettings, *, on_change: Callable[[], None] | None = None) -> None:
-        self.counters = domain.Counters()
         self.dead_lettered = 0
         self.processed = 0
         self.recovered = False
@@ -58,6 +57,8 @@ class MetricsWorker:
         # Keys and values both JSON (faust's default): the changelog is read back with the same codec.
         self.states = self.app.Table("key_facts", default=None, partitions=PARTITIONS)
         self.states.on_recover(self._rebuild)
+        self.ledger = domain.Ledger(self.states)
+        self.counters = self.ledger.counters
         self.app.agent(self.source, name="count")(self._count)
 
     async def _rebuild(self) -> None:
@@ -68,23 +69,14 @@ class MetricsWorker:
 
     async def _count(self, stream: faust.StreamT) -> None:
         async for event in stream.events():
-            message = event.message
             try:
-                envelope = decode(event.value)
-                key = envelope.key
-                if message.key is not None and message.key.decode("utf-8", "replace") != key:
-                    raise InvalidEvent(f"record key {message.key!r} does not match the event's key {key!r}")
+                envelope = decode_record(event.message.key, event.value)
             except InvalidEvent as exc:
-                await self._dead_letter(message, str(exc))
+                await self._dead_letter(event.message, str(exc))
                 continue
-            old = self.states.get(key)
-            new = domain.apply(old, envelope)
             self.processed += 1
-            if new is None:
-                continue
-            self.states[key] = new
-            self.counters.replace(key, old, new)
-            self._on_change()
+            if self.ledger.add(envelope):
+                self._on_change()
 
     async def _dead_letter(self, message: faust.types.Message, reason: str) -> None:
         log.warning("dead-lettering record", extra={"topic": message.topic, "offset": message.offset, "reason": reason})

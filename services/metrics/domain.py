@@ -10,7 +10,7 @@ the log, and always identical).
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, MutableMapping, Sequence
 from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -345,13 +345,13 @@ class Counters:
 
 
 class Ledger:
-    """Every key's state in a plain dict, with the counters derived from it (replay, tests).
+    """Every key's state, with the counters derived from it, kept in step one event at a time.
 
-    The worker does the same over its Faust table; this is the in-memory form of that one step.
+    `states` is a plain dict for the replay and the tests, the worker's changelogged Faust table in the worker.
     """
 
-    def __init__(self) -> None:
-        self.states: dict[str, State] = {}
+    def __init__(self, states: MutableMapping[str, State] | None = None) -> None:
+        self.states: MutableMapping[str, State] = {} if states is None else states
         self.counters = Counters()
 
     def add(self, event: ev.Envelope) -> bool:

@@ -13,21 +13,21 @@ import argparse
 import asyncio
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable, Mapping
 from typing import Any
 
 import httpx
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, ConsumerRecord
 from aiokafka import TopicPartition as AioPartition
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from tqdm import tqdm
 
 from services.metrics import domain
 from services.metrics.settings import MetricsSettings
-from shared.serde import InvalidEvent, decode
+from shared.serde import InvalidEvent, decode_record
 from shared.topics import EVENT_TOPICS
 
-__all__ = ["rebuild", "end_offsets", "compare", "main"]
+__all__ = ["rebuild", "read_log", "end_offsets", "compare", "main"]
 
 
 def _partitions(consumer: KafkaConsumer) -> list[TopicPartition]:
@@ -49,8 +49,9 @@ def rebuild(bootstrap: str, until: dict[TopicPartition, int], *, progress: bool 
     return asyncio.run(_rebuild(bootstrap, until, progress))
 
 
-async def _rebuild(bootstrap: str, until: dict[TopicPartition, int], progress: bool) -> tuple[domain.Counters, int]:
-    # aiokafka parses record batches in C: several times faster than kafka-python for a full read.
+async def read_log(bootstrap: str, until: Mapping[Any, int]) -> AsyncIterator[list[ConsumerRecord]]:
+    """The records of the given partitions from their beginning up to (not including) the given offsets, in
+    batches as fetched. aiokafka parses record batches in C: several times faster than kafka-python."""
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap,
         enable_auto_commit=False,
@@ -60,41 +61,38 @@ async def _rebuild(bootstrap: str, until: dict[TopicPartition, int], progress: b
     await consumer.start()
     try:
         ends = {AioPartition(tp.topic, tp.partition): end for tp, end in until.items() if end > 0}
+        if not ends:
+            return
         consumer.assign(list(ends))
         starts = await consumer.beginning_offsets(list(ends))
         await consumer.seek_to_beginning(*ends)
-        ledger = domain.Ledger()
-        done = 0
-        total = sum(end - starts[tp] for tp, end in ends.items())
-        bar = tqdm(total=total, unit="ev", desc="replaying the log", disable=not progress, file=sys.stderr)
         remaining = {tp for tp, end in ends.items() if end > starts[tp]}
         while remaining:
             batches = await consumer.getmany(*remaining, timeout_ms=500, max_records=10_000)
             for tp, records in batches.items():
-                for record in records:
-                    if record.offset >= ends[tp]:
-                        break
-                    done += 1
-                    _apply(ledger, record.value, record.key)
+                yield [r for r in records if r.offset < ends[tp]]
             for tp in list(remaining):
                 if await consumer.position(tp) >= ends[tp]:
                     remaining.discard(tp)
                     consumer.pause(tp)
-            bar.update(done - bar.n)
-        bar.close()
-        return ledger.counters, done
     finally:
         await consumer.stop()
 
 
-def _apply(ledger: domain.Ledger, value: bytes | None, key: bytes | None) -> None:
-    try:
-        event = decode(value)
-    except InvalidEvent:
-        return  # the worker dead-letters it: it counts nothing either
-    if key is not None and key.decode("utf-8", "replace") != event.key:
-        return
-    ledger.add(event)
+async def _rebuild(bootstrap: str, until: dict[TopicPartition, int], progress: bool) -> tuple[domain.Counters, int]:
+    ledger = domain.Ledger()
+    done = 0
+    bar = tqdm(total=sum(until.values()), unit="ev", desc="replaying the log", disable=not progress, file=sys.stderr)
+    async for records in read_log(bootstrap, until):
+        for record in records:
+            try:
+                ledger.add(decode_record(record.key, record.value))
+            except InvalidEvent:
+                pass  # the worker dead-letters it: it counts nothing either
+        done += len(records)
+        bar.update(len(records))
+    bar.close()
+    return ledger.counters, done
 
 
 def committed(bootstrap: str, group: str) -> dict[TopicPartition, int]:
