@@ -50,7 +50,12 @@ class PublishError(RuntimeError):
 class Publisher:
     """Publishes envelopes keyed for their consumers; returns only once all in-sync replicas have them."""
 
-    def __init__(self, bootstrap: str, *, client_id: str, request_timeout_ms: int = 10_000) -> None:
+    def __init__(
+        self, bootstrap: str, *, client_id: str, request_timeout_ms: int = 10_000, deadline_s: float = 5.0
+    ) -> None:
+        # Every publish answers within `deadline_s`: a caller waiting on a broker that is away gets PublishError
+        # (and its request a prompt answer), never an open-ended wait.
+        self.deadline_s = deadline_s
         self._producer = AIOKafkaProducer(
             bootstrap_servers=bootstrap,
             client_id=client_id,
@@ -79,20 +84,27 @@ class Publisher:
         await self.publish_many([event], topic=topic)
 
     async def publish_many(self, events: Sequence[Envelope], *, topic: str | None = None) -> None:
-        """Send all, then wait for every acknowledgement; raises PublishError if any failed."""
+        """Send all, then wait for every acknowledgement; raises PublishError if any failed or if the broker
+        did not acknowledge them all within the deadline."""
         try:
-            futures = [
-                await self._producer.send(
-                    topic or topic_for(e.type).name,
-                    value=encode(e),
-                    key=e.key.encode("utf-8"),
-                    headers=[("ce_type", e.type.encode()), ("ce_id", str(e.id).encode())],
-                )
-                for e in events
-            ]
-            await asyncio.gather(*futures)
+            # A large batch gets time in proportion (bulk loads publish thousands at once).
+            await asyncio.wait_for(self._send_all(events, topic), self.deadline_s + len(events) / 2000)
+        except TimeoutError:
+            raise PublishError(f"Kafka did not acknowledge within {self.deadline_s:g} s") from None
         except KafkaError as exc:
             raise PublishError(f"Kafka did not acknowledge: {exc}") from exc
+
+    async def _send_all(self, events: Sequence[Envelope], topic: str | None) -> None:
+        futures = [
+            await self._producer.send(
+                topic or topic_for(e.type).name,
+                value=encode(e),
+                key=e.key.encode("utf-8"),
+                headers=[("ce_type", e.type.encode()), ("ce_id", str(e.id).encode())],
+            )
+            for e in events
+        ]
+        await asyncio.gather(*futures)
 
     async def send_raw(self, topic: str, value: bytes, key: bytes | None = None) -> None:
         try:

@@ -1,114 +1,136 @@
-"""Transactional outbox without multi-document transactions.
+"""Transactional outbox on unique inserts only: the events of a change live inside its immutable version.
 
-A state change and the events it produces are written in ONE document (single-document writes are
-atomic on every MongoDB-protocol server): the events sit in the document's `outbox` array until the
-broker has acknowledged them, then they are removed. A relay publishes whatever is left after a crash.
-Republishing is harmless: consumers deduplicate on the event id.
+A writer notes the version id in the database's `outbox` collection *before* inserting the version (both are
+inserts: nothing can be overwritten by a concurrent writer), publishes the version's events once the insert
+is acknowledged, then deletes the note. The relay publishes the events of every note older than a grace period:
+after a crash, a Kafka outage or a lost delete. A note whose version never appeared (the writer died between
+its two inserts) is forgotten once it is older than `ORPHAN_AFTER`; writers give up before inserting a version
+whose note is that old. A republished event keeps its id: consumers absorb it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
-from pymongo.asynchronous.collection import AsyncCollection
-
+from shared.docstore import DocumentStore, DuplicateKey
 from shared.events import Envelope
 from shared.kafka import Publisher, PublishError
 from shared.serde import decode_json
 
-__all__ = ["outbox_entries", "outbox_append", "Outbox", "run_relay", "PENDING", "SEQ", "QUEUED_AT", "RELAY_GRACE"]
+__all__ = ["NOTES", "Outbox", "Series", "RELAY_GRACE", "ORPHAN_AFTER", "run_relay", "events_of", "Clock"]
 
 log = logging.getLogger(__name__)
 
-PENDING = "outbox_pending"
-SEQ = "outbox_seq"  # bumped by every write that queues events: the relay clears only what it has read
-QUEUED_AT = "outbox_at"  # when events were last queued: the relay leaves fresh ones to the writer's own flush
-# The writer publishes right after its write; the relay takes over only what is still pending after this long,
-# so in normal operation each event reaches the topic once (a duplicate after a crash is absorbed by consumers).
+NOTES = "outbox"
+# The writer publishes right after its insert; the relay takes over what is still noted after this long, so in
+# normal operation each event reaches the topic once.
 RELAY_GRACE = timedelta(seconds=5)
+ORPHAN_AFTER = timedelta(minutes=2)
+Clock = Callable[[], datetime]
 
 
-def outbox_entries(events: list[Envelope]) -> dict[str, Any]:
-    """Fields of a new document that carries its first events."""
-    return {
-        "outbox": [e.model_dump(mode="json") for e in events],
-        PENDING: bool(events),
-        SEQ: 1,
-        QUEUED_AT: datetime.now(UTC),
-    }
+def _now() -> datetime:
+    return datetime.now(UTC)
 
 
-def outbox_append(events: list[Envelope], set_fields: dict[str, Any] | None = None) -> dict[str, Any]:
-    """An update that changes `set_fields` and queues `events` in the same single-document write."""
-    return {
-        "$set": {**(set_fields or {}), PENDING: True, QUEUED_AT: datetime.now(UTC)},
-        "$push": {"outbox": {"$each": [e.model_dump(mode="json") for e in events]}},
-        "$inc": {SEQ: 1},
-    }
+class Series(Protocol):
+    """What the relay needs of a kind of aggregate: where its versions are, and how to mend its head."""
+
+    kind: str
+    versions: str
+
+    async def repair(self, aggregate_id: str, number: int) -> None: ...
 
 
 class Outbox:
-    def __init__(self, collection: AsyncCollection, publisher: Publisher) -> None:
-        self.collection = collection
+    def __init__(self, docs: DocumentStore, publisher: Publisher | None, *, clock: Clock = _now) -> None:
+        self.docs = docs
         self.publisher = publisher
+        self.clock = clock
+        self.series: dict[str, Series] = {}
 
-    async def ensure_indexes(self) -> None:
-        await self.collection.create_index(PENDING)
+    def register(self, series: Series) -> None:
+        self.series[series.kind] = series
 
-    async def flush(self, doc_id: Any) -> int:
-        """Publish the pending events of one document, then clear them; returns how many were sent."""
-        # `_id` alone in the filter: FerretDB's SQLite backend uses its index only then.
-        doc = await self.collection.find_one({"_id": doc_id}, {"outbox": 1, SEQ: 1, PENDING: 1})
-        if not doc or not doc.get(PENDING):
-            return 0
-        events = [decode_json(raw) for raw in doc.get("outbox", [])]
-        await self.publisher.publish_many(events)
-        # Clear only if nothing was queued meanwhile (compare-and-set on the sequence); otherwise the
-        # relay sends the whole outbox again later, which consumers absorb by event id.
-        await self.collection.update_one({"_id": doc_id, SEQ: doc.get(SEQ)}, {"$set": {"outbox": [], PENDING: False}})
-        return len(events)
+    async def note(self, kind: str, version_ids: Sequence[str]) -> datetime:
+        """Say these versions may carry unpublished events (before inserting them); returns the note time."""
+        at = self.clock()
+        notes = [{"_id": vid, "kind": kind, "at": at} for vid in version_ids]
+        if len(notes) == 1:
+            try:
+                await self.docs.insert(NOTES, notes[0])
+            except DuplicateKey:
+                pass  # a concurrent writer of the same version noted it: one note serves both
+        elif notes:
+            await self.docs.insert_many(NOTES, notes)
+        return at
 
-    async def publish_documents(self, docs: list[dict[str, Any]]) -> int:
-        """Publish the pending events of documents already read (with `outbox`, `outbox_seq`), then clear each
-        one whose outbox did not grow meanwhile: one acknowledgement wait, one write per sequence value."""
-        docs = [d for d in docs if d.get(PENDING, True) and d.get("outbox")]
-        events = [decode_json(raw) for d in docs for raw in d["outbox"]]
-        if not events:
-            return 0
-        await self.publisher.publish_many(events)
-        by_seq: dict[Any, list[Any]] = {}
-        for d in docs:
-            by_seq.setdefault(d.get(SEQ), []).append(d["_id"])
-        for seq, ids in by_seq.items():
-            await self.collection.update_many({"_id": {"$in": ids}, SEQ: seq}, {"$set": {"outbox": [], PENDING: False}})
-        return len(events)
+    def fresh(self, noted_at: datetime) -> bool:
+        """Whether a version noted at `noted_at` may still be inserted (its note cannot have been forgotten)."""
+        return self.clock() - noted_at < ORPHAN_AFTER / 2
 
-    async def flush_many(self, doc_ids: list[Any]) -> int:
-        """`flush` for many documents at once (what a bulk load needs)."""
-        if not doc_ids:
-            return 0
-        fields = {"outbox": 1, SEQ: 1, PENDING: 1}
-        return await self.publish_documents(await self.collection.find({"_id": {"$in": doc_ids}}, fields).to_list(None))
+    async def publish(self, version_ids: Sequence[str], events: Sequence[Envelope]) -> bool:
+        """Publish these versions' events and forget their notes; False if Kafka did not acknowledge in time
+        (the notes stay: the relay sends them later)."""
+        if events:
+            if self.publisher is None:
+                return False
+            try:
+                await self.publisher.publish_many(events)
+            except PublishError as exc:
+                log.warning("publish deferred to the outbox relay", extra={"error": str(exc)})
+                return False
+        try:
+            await self.docs.delete(NOTES, version_ids)
+        except Exception:  # noqa: BLE001 - a note left behind only means one more publish by the relay
+            log.exception("could not forget published outbox notes")
+        return True
 
-    async def relay_once(self, batch: int = 500, grace: timedelta = RELAY_GRACE) -> int:
-        """Publish every outbox still pending `grace` after its write, a batch of documents per scan."""
-        sent, skip = 0, 0
+    async def pending(self) -> int:
+        return await self.docs.count(NOTES)
+
+    async def relay_once(self, grace: timedelta = RELAY_GRACE, batch: int = 500) -> int:
+        """Publish the events of every version noted more than `grace` ago; returns how many were sent."""
+        sent = 0
+        skip = 0
         while True:
-            cutoff = datetime.now(UTC) - grace
-            docs = (
-                await self.collection.find({PENDING: True}, {"outbox": 1, SEQ: 1, QUEUED_AT: 1})
-                .skip(skip)
-                .to_list(batch)
-            )
-            due = [d for d in docs if d.get(QUEUED_AT) is None or d[QUEUED_AT] <= cutoff]
-            sent += await self.publish_documents(due)
-            skip += len(docs) - len(due)  # fresh ones stay pending: step over them
-            if len(docs) < batch:
+            notes = await self.docs.find(NOTES, sort=[("at", 1), ("_id", 1)], skip=skip, limit=batch)
+            now = self.clock()
+            due = [n for n in notes if n["at"] <= now - grace]
+            if due:
+                sent += await self._relay(due, now)
+            skip += len(notes) - len(due)
+            if len(notes) < batch or not due:
                 return sent
+
+    async def _relay(self, notes: list[dict[str, Any]], now: datetime) -> int:
+        events: list[Envelope] = []
+        done: list[str] = []
+        repairs: list[tuple[Series, str, int]] = []
+        for note in notes:
+            series = self.series.get(note["kind"])
+            if series is None:
+                log.error("outbox note of an unknown kind", extra={"id": note["_id"], "kind": note["kind"]})
+                continue
+            version = await self.docs.get(series.versions, note["_id"])
+            if version is None:
+                if note["at"] <= now - ORPHAN_AFTER:
+                    done.append(note["_id"])  # the writer died before its insert: nothing was accepted
+                continue
+            events.extend(events_of(version))
+            repairs.append((series, version["a"], version["n"]))
+            done.append(note["_id"])
+        for series, aggregate_id, number in repairs:
+            await series.repair(aggregate_id, number)
+        if not done:
+            return 0
+        if not await self.publish(done, events):
+            return 0
+        return len(events)
 
     async def relay_forever(self, interval: float = 1.0) -> None:
         await run_relay(self.relay_once, interval)
@@ -126,3 +148,8 @@ async def run_relay(relay_once: Callable[[], Awaitable[int]], interval: float) -
         except Exception:  # noqa: BLE001 - the relay must outlive a passing database error
             log.exception("outbox relay failed; will retry")
         await asyncio.sleep(interval)
+
+
+def events_of(raw: Mapping[str, Any]) -> list[Envelope]:
+    """The events stored in a version document."""
+    return [decode_json(e) for e in raw.get("events", [])]

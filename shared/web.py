@@ -11,6 +11,8 @@ from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 
+from shared import errors
+
 __all__ = ["create_app", "ReadinessCheck", "REQUESTS", "LATENCY"]
 
 ReadinessCheck = Callable[[], Awaitable[bool]]
@@ -31,8 +33,10 @@ def create_app(
     lifespan: Callable[[FastAPI], AbstractAsyncContextManager[Any]] | None = None,
     checks: Callable[[FastAPI], Mapping[str, ReadinessCheck]] | None = None,
 ) -> FastAPI:
-    """A FastAPI app with /healthz (alive), /readyz (dependencies answer) and /metrics."""
+    """A FastAPI app with /healthz (alive), /readyz (dependencies answer), /metrics, and every
+    `shared.errors.Refusal` answered with its HTTP status."""
     app = FastAPI(title=title, lifespan=lifespan)
+    errors.install(app)
 
     @app.middleware("http")
     async def _measure(request: Request, call_next):  # type: ignore[no-untyped-def]

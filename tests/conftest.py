@@ -77,6 +77,19 @@ def stack() -> None:
     problem = _stack_problem()
     if problem:
         pytest.fail(f"{problem}. Start the stack with `make test` (or deploy/local/stack.sh up).")
+    _drop_test_databases()
+
+
+def _drop_test_databases() -> None:
+    """Each session starts from empty test databases (an earlier run may have left another storage layout)."""
+    from pymongo import MongoClient
+
+    client = MongoClient(MONGODB_URI, serverSelectionTimeoutMS=3000)
+    try:
+        for name in DBS.values():
+            client.drop_database(name)
+    finally:
+        client.close()
 
 
 class Service:

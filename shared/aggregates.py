@@ -1,0 +1,282 @@
+"""Aggregates as series of immutable versions: winning the insert of version N+1 is the compare-and-set.
+
+Each state change of an aggregate (a workshop, a partnership, a terminal …) inserts one document into
+`<kind>_versions` whose `_id` is the aggregate id and the zero-padded version number; the document holds the
+whole new state and the events the change produces. Two writers that read version N both try to insert N+1:
+the database accepts one, the other re-reads and decides again (bounded, then `Busy`). Nothing is ever updated
+in place, so the guarantee rests only on unique inserts, which FerretDB 1.x keeps under concurrency.
+
+The latest version is read by exact `_id` look-ups (the only query FerretDB's SQLite backend answers from an
+index): start from a hint (this process's cache, else the head document), then probe N+1, N+2 … until one is
+missing. The head document (`<kind>`, one per aggregate) is a copy of the latest state written after each
+change for lists and filters; it may lag behind after a crash or a race between instances, never ahead, and
+every read or relay pass that sees it behind mends it. One in-process lock per aggregate spares local writers
+from losing races to each other; it is an optimisation, never what makes a change correct.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections import OrderedDict
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from shared.docstore import DocumentStore, DuplicateKey, Sort
+from shared.errors import Busy, NotFound, Unavailable
+from shared.events import Envelope
+from shared.outbox import NOTES, Outbox, events_of
+
+__all__ = ["Version", "Change", "Aggregates", "version_id", "ATTEMPTS", "HEAD_FIELDS"]
+
+ATTEMPTS = 25  # inserts tried for one change before answering Busy (409)
+CACHE_SIZE = 20_000
+HEAD_FIELDS = ("_id", "version", "updated_at")  # what a head adds to the state
+
+
+def version_id(aggregate_id: str, number: int) -> str:
+    return f"{aggregate_id}@{number:010d}"
+
+
+@dataclass(frozen=True)
+class Version:
+    """One stored state of an aggregate (its number counts from 1)."""
+
+    aggregate_id: str
+    number: int
+    state: dict[str, Any]
+    at: datetime
+    events: tuple[Envelope, ...] = ()
+
+    @property
+    def id(self) -> str:
+        return version_id(self.aggregate_id, self.number)
+
+    def head(self) -> dict[str, Any]:
+        """The state as the head document (and the services' records) show it."""
+        return {**self.state, "_id": self.aggregate_id, "version": self.number, "updated_at": self.at}
+
+
+@dataclass(frozen=True)
+class Change:
+    """What a decision asks to store: the whole new state and the events it produces."""
+
+    state: dict[str, Any]
+    events: Sequence[Envelope] = ()
+
+
+@dataclass
+class _KeyedLocks:
+    locks: dict[str, tuple[asyncio.Lock, int]] = field(default_factory=dict)
+
+    @asynccontextmanager
+    async def hold(self, key: str) -> Any:
+        lock, users = self.locks.get(key, (asyncio.Lock(), 0))
+        self.locks[key] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self.locks[key]
+            if users <= 1:
+                del self.locks[key]
+            else:
+                self.locks[key] = (lock, users - 1)
+
+
+def _clean_state(state: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in state.items() if k not in HEAD_FIELDS}
+
+
+class Aggregates:
+    """The versions of one kind of aggregate in one database, with their heads and their outbox notes."""
+
+    def __init__(self, docs: DocumentStore, kind: str, outbox: Outbox, *, publish_now: bool = True) -> None:
+        self.docs = docs
+        self.kind = kind
+        self.versions = f"{kind}_versions"
+        self.outbox = outbox
+        # False for bulk loads: events stay noted and `publish_pending` (or the relay) sends them in batches.
+        self.publish_now = publish_now
+        self._cache: OrderedDict[str, Version] = OrderedDict()
+        self._locks = _KeyedLocks()
+        outbox.register(self)
+
+    # --- reading --------------------------------------------------------------------------------------------
+
+    def _remember(self, version: Version) -> None:
+        known = self._cache.get(version.aggregate_id)
+        if known is None or known.number <= version.number:
+            self._cache[version.aggregate_id] = version
+            self._cache.move_to_end(version.aggregate_id)
+            if len(self._cache) > CACHE_SIZE:
+                self._cache.popitem(last=False)
+
+    def _from_doc(self, doc: Mapping[str, Any]) -> Version:
+        return Version(doc["a"], doc["n"], dict(doc["state"]), doc["at"], tuple(events_of(doc)))
+
+    async def _version(self, aggregate_id: str, number: int) -> Version | None:
+        doc = await self.docs.get(self.versions, version_id(aggregate_id, number))
+        return self._from_doc(doc) if doc is not None else None
+
+    async def get(self, aggregate_id: str) -> Version | None:
+        """The latest version, or None if the aggregate was never created."""
+        current = self._cache.get(aggregate_id)
+        from_head = current is None
+        if current is None:
+            head = await self.docs.get(self.kind, aggregate_id)
+            if head is not None:
+                state = _clean_state(head)
+                current = Version(aggregate_id, head["version"], state, head["updated_at"])
+        number = current.number if current else 0
+        newest = current
+        while (nxt := await self._version(aggregate_id, number + 1)) is not None:
+            newest, number = nxt, number + 1
+        if newest is None:
+            return None
+        if from_head and newest is not current:
+            await self.docs.put(self.kind, newest.head())  # the head lagged: mend it
+        self._remember(newest)
+        return newest
+
+    async def require(self, aggregate_id: str, what: str) -> Version:
+        version = await self.get(aggregate_id)
+        if version is None:
+            raise NotFound(f"no {what} {aggregate_id}")
+        return version
+
+    async def history(self, aggregate_id: str) -> list[Version]:
+        """Every version, oldest first."""
+        latest = await self.get(aggregate_id)
+        if latest is None:
+            return []
+        found = await asyncio.gather(*(self._version(aggregate_id, n) for n in range(1, latest.number)))
+        return [v for v in found if v is not None] + [latest]
+
+    async def find(
+        self, query: Mapping[str, Any] | None = None, *, sort: Sort = (), skip: int = 0, limit: int = 0
+    ) -> list[dict[str, Any]]:
+        """Heads matching `query` (lists and filters; a head may lag its latest version after a crash)."""
+        return await self.docs.find(self.kind, query, sort=sort, skip=skip, limit=limit)
+
+    async def count(self, query: Mapping[str, Any] | None = None) -> int:
+        return await self.docs.count(self.kind, query)
+
+    async def repair(self, aggregate_id: str, number: int) -> None:
+        """Make sure the head shows at least version `number` (the relay calls this)."""
+        head = await self.docs.get(self.kind, aggregate_id)
+        if head is None or head.get("version", 0) < number:
+            self._cache.pop(aggregate_id, None)
+            latest = await self.get(aggregate_id)
+            if latest is not None:
+                await self.docs.put(self.kind, latest.head())
+
+    # --- writing --------------------------------------------------------------------------------------------
+
+    async def _insert(self, aggregate_id: str, number: int, change: Change, at: datetime) -> Version:
+        version = Version(aggregate_id, number, _clean_state(change.state), at, tuple(change.events))
+        noted_at = await self.outbox.note(self.kind, [version.id]) if version.events else None
+        if noted_at is not None and not self.outbox.fresh(noted_at):
+            raise Unavailable("the database is too slow to take this change now; nothing was written")
+        doc = {
+            "_id": version.id,
+            "a": aggregate_id,
+            "n": number,
+            "state": version.state,
+            "events": [e.model_dump(mode="json") for e in version.events],
+            "at": at,
+        }
+        try:
+            await self.docs.insert(self.versions, doc)
+        except DuplicateKey:
+            self._cache.pop(aggregate_id, None)
+            raise
+        await self.docs.put(self.kind, version.head())
+        self._remember(version)
+        return version
+
+    async def create(self, aggregate_id: str, change: Change) -> Version:
+        """Insert version 1; raises DuplicateKey if the aggregate exists already (its latest is then in `get`)."""
+        version = await self._insert(aggregate_id, 1, change, self.outbox.clock())
+        await self.publish([version])
+        return version
+
+    async def change(
+        self,
+        aggregate_id: str,
+        decide: Callable[[Version], Change | None],
+        *,
+        what: str,
+        attempts: int = ATTEMPTS,
+    ) -> tuple[Version, bool]:
+        """Read the latest version, let `decide` (pure; raises a Refusal to refuse) say what to store, and
+        insert it as the next version; on a lost race, read again and decide again. Returns (the version now
+        current, whether this call wrote it). `decide` returning None means there is nothing to change."""
+        async with self._locks.hold(aggregate_id):
+            for attempt in range(attempts):
+                current = await self.require(aggregate_id, what)
+                change = decide(current)
+                if change is None:
+                    return current, False
+                try:
+                    version = await self._insert(aggregate_id, current.number + 1, change, self.outbox.clock())
+                except DuplicateKey:
+                    await asyncio.sleep(random.uniform(0, 0.002 * (attempt + 1)))
+                    continue
+                break
+            else:
+                raise Busy(f"{what} {aggregate_id} is changing too fast; nothing was written, try again")
+        await self.publish([version])
+        return version, True
+
+    async def create_many(self, changes: Sequence[tuple[str, Change]]) -> list[Version | None]:
+        """Bulk load of new aggregates (imports, the demo): a few writes for the whole batch. Returns each new
+        version, or None where the aggregate existed already."""
+        at = self.outbox.clock()
+        versions = [Version(a, 1, _clean_state(c.state), at, tuple(c.events)) for a, c in changes]
+        with_events = [v.id for v in versions if v.events]
+        if with_events:
+            await self.outbox.note(self.kind, with_events)
+        docs = [
+            {
+                "_id": v.id,
+                "a": v.aggregate_id,
+                "n": 1,
+                "state": v.state,
+                "events": [e.model_dump(mode="json") for e in v.events],
+                "at": at,
+            }
+            for v in versions
+        ]
+        taken = await self.docs.insert_many(self.versions, docs)
+        new = [v for i, v in enumerate(versions) if i not in taken]
+        await self.docs.insert_many(self.kind, [v.head() for v in new])
+        for v in new:
+            self._remember(v)
+        await self.publish(new)
+        return [None if i in taken else v for i, v in enumerate(versions)]
+
+    async def publish(self, versions: Sequence[Version]) -> bool:
+        """Publish the events of versions just written (unless this store defers to the relay); True if Kafka
+        acknowledged them all."""
+        noted = [v for v in versions if v.events]
+        if not noted:
+            return True
+        if not self.publish_now:
+            return False
+        return await self.outbox.publish([v.id for v in noted], [e for v in noted for e in v.events])
+
+    async def published(self, version: Version) -> bool:
+        """Whether this version's events are known to be on Kafka (its note is gone)."""
+        if not version.events:
+            return True
+        return await self.docs.get(NOTES, version.id) is None
+
+    async def republish(self, version: Version) -> bool:
+        """A retried command found its change already stored: make sure that change's events went out."""
+        if not version.events or await self.published(version):
+            return True
+        return await self.publish([version])

@@ -1,0 +1,57 @@
+"""The one vocabulary of refusals every handler raises; `shared.web.create_app` maps it to HTTP once."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+__all__ = ["Refusal", "Invalid", "NotFound", "Forbidden", "Conflict", "Busy", "Unavailable", "install"]
+
+
+class Refusal(Exception):
+    """A command the platform will not carry out; the message says why, in words a caller can act on."""
+
+    status = 400
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class Invalid(Refusal):
+    """The command breaks a rule or names something that cannot be used (HTTP 422)."""
+
+    status = 422
+
+
+class NotFound(Refusal):
+    status = 404
+
+
+class Forbidden(Refusal):
+    status = 403
+
+
+class Conflict(Refusal):
+    """The command collides with what is stored: already done otherwise, full, in the wrong state (HTTP 409)."""
+
+    status = 409
+
+
+class Busy(Conflict):
+    """Too many concurrent changes of one record: nothing was written, the caller may retry (HTTP 409)."""
+
+
+class Unavailable(Refusal):
+    """A dependency (the database, the broker) did not answer in time: nothing was accepted (HTTP 503)."""
+
+    status = 503
+
+
+def install(app: FastAPI) -> None:
+    """Every `Refusal` becomes its HTTP status with `{"detail": reason}`, the shape FastAPI uses for its own."""
+
+    @app.exception_handler(Refusal)
+    async def _refused(request: Request, exc: Refusal) -> JSONResponse:
+        headers = {"Retry-After": "1"} if isinstance(exc, (Busy, Unavailable)) else None
+        return JSONResponse({"detail": exc.reason}, status_code=exc.status, headers=headers)
