@@ -9,6 +9,7 @@ an in-memory fake with the same semantics for unit tests.
 
 from __future__ import annotations
 
+import asyncio
 import copy
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
@@ -223,6 +224,7 @@ class MemoryDocuments:
         return self.collections.setdefault(name, {})
 
     async def get(self, collection: str, doc_id: Any) -> dict[str, Any] | None:
+        await asyncio.sleep(0)  # every call yields, like a round trip: concurrent callers interleave
         doc = self._coll(collection).get(doc_id)
         return copy.deepcopy(doc) if doc is not None else None
 
@@ -236,6 +238,7 @@ class MemoryDocuments:
         )
 
     async def insert(self, collection: str, doc: Mapping[str, Any]) -> None:
+        await asyncio.sleep(0)
         if self._taken(collection, doc):
             raise DuplicateKey(str(doc["_id"]))
         self._coll(collection)[doc["_id"]] = copy.deepcopy(dict(doc))
@@ -250,9 +253,11 @@ class MemoryDocuments:
         return taken
 
     async def put(self, collection: str, doc: Mapping[str, Any]) -> None:
+        await asyncio.sleep(0)
         self._coll(collection)[doc["_id"]] = copy.deepcopy(dict(doc))
 
     async def delete(self, collection: str, doc_ids: Iterable[Any]) -> int:
+        await asyncio.sleep(0)
         coll = self._coll(collection)
         return sum(coll.pop(i, None) is not None for i in list(doc_ids))
 
@@ -265,6 +270,7 @@ class MemoryDocuments:
         skip: int = 0,
         limit: int = 0,
     ) -> list[dict[str, Any]]:
+        await asyncio.sleep(0)
         docs = [d for d in self._coll(collection).values() if matches(d, query or {})]
         for field, direction in reversed(list(sort)):
             docs.sort(key=lambda d, f=field: _sort_key(d.get(f)), reverse=direction < 0)

@@ -12,6 +12,7 @@ class Refusal(Exception):
     """A command the platform will not carry out; the message says why, in words a caller can act on."""
 
     status = 400
+    retry_after: int | None = None  # seconds, for refusals that a retry may overcome
 
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
@@ -41,11 +42,14 @@ class Conflict(Refusal):
 class Busy(Conflict):
     """Too many concurrent changes of one record: nothing was written, the caller may retry (HTTP 409)."""
 
+    retry_after = 1
+
 
 class Unavailable(Refusal):
     """A dependency (the database, the broker) did not answer in time: nothing was accepted (HTTP 503)."""
 
     status = 503
+    retry_after = 5
 
 
 def install(app: FastAPI) -> None:
@@ -53,5 +57,5 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(Refusal)
     async def _refused(request: Request, exc: Refusal) -> JSONResponse:
-        headers = {"Retry-After": "1"} if isinstance(exc, (Busy, Unavailable)) else None
+        headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after is not None else None
         return JSONResponse({"detail": exc.reason}, status_code=exc.status, headers=headers)

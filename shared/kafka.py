@@ -66,6 +66,7 @@ class Publisher:
             compression_type=None,
         )
         self._started = False
+        self._healthy = True  # the last publish or probe reached the broker
 
     async def start(self) -> None:
         await self._producer.start()
@@ -78,7 +79,20 @@ class Publisher:
 
     @property
     def ready(self) -> bool:
-        return self._started
+        """Started, and the broker answered the last publish or probe."""
+        return self._started and self._healthy
+
+    async def reachable(self, timeout_s: float = 2.0) -> bool:
+        """Ask the broker for its metadata now (what /readyz and a caller after a failure rely on)."""
+        if not self._started:
+            return False
+        try:
+            await asyncio.wait_for(self._producer.client.fetch_all_metadata(), timeout_s)
+        except (TimeoutError, KafkaError):
+            self._healthy = False
+        else:
+            self._healthy = True
+        return self._healthy
 
     async def publish(self, event: Envelope, *, topic: str | None = None) -> None:
         await self.publish_many([event], topic=topic)
@@ -90,9 +104,12 @@ class Publisher:
             # A large batch gets time in proportion (bulk loads publish thousands at once).
             await asyncio.wait_for(self._send_all(events, topic), self.deadline_s + len(events) / 2000)
         except TimeoutError:
+            self._healthy = False
             raise PublishError(f"Kafka did not acknowledge within {self.deadline_s:g} s") from None
         except KafkaError as exc:
+            self._healthy = False
             raise PublishError(f"Kafka did not acknowledge: {exc}") from exc
+        self._healthy = True
 
     async def _send_all(self, events: Sequence[Envelope], topic: str | None) -> None:
         futures = [

@@ -47,10 +47,13 @@ class Series(Protocol):
 
 
 class Outbox:
-    def __init__(self, docs: DocumentStore, publisher: Publisher | None, *, clock: Clock = _now) -> None:
+    def __init__(
+        self, docs: DocumentStore, publisher: Publisher | None, *, clock: Clock = _now, topic: str | None = None
+    ) -> None:
         self.docs = docs
         self.publisher = publisher
         self.clock = clock
+        self.topic = topic  # None: each event's own topic (tests of the plumbing pass one of their own)
         self.series: dict[str, Series] = {}
 
     def register(self, series: Series) -> None:
@@ -80,7 +83,7 @@ class Outbox:
             if self.publisher is None:
                 return False
             try:
-                await self.publisher.publish_many(events)
+                await self.publisher.publish_many(events, topic=self.topic)
             except PublishError as exc:
                 log.warning("publish deferred to the outbox relay", extra={"error": str(exc)})
                 return False

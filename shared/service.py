@@ -36,7 +36,10 @@ async def kafka_and_mongo(app: FastAPI, settings: CommonSettings, service: str) 
 
 def standard_checks(app: FastAPI) -> Mapping[str, ReadinessCheck]:
     async def kafka() -> bool:
-        return app.state.publisher.ready
+        publisher = app.state.publisher
+        if not hasattr(publisher, "reachable"):  # a stand-in until the broker first answers
+            return bool(publisher.ready)
+        return bool(await publisher.reachable())
 
     async def mongodb() -> bool:
         return await ping(app.state.mongo)

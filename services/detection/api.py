@@ -15,7 +15,7 @@ from pydantic import ValidationError
 from services.detection import handlers
 from services.detection.auth import AdminDep, ReaderDep, TerminalDep
 from services.detection.schemas import BatchIn, DetectionIn, OfficeImport, OfficeIn, TerminalCreate, TerminalIssued
-from services.detection.store import Store, TerminalGone
+from services.detection.store import Store
 from shared.terminal_sdk import new_token
 
 __all__ = ["router"]
@@ -88,17 +88,14 @@ async def post_detections(request: Request, terminal: TerminalDep, store: StoreD
         office_id, items = batch.office_id, batch.detections
     if office_id is not None and office_id != terminal.office.office_id:
         raise HTTPException(403, f"this terminal may only submit detections for its own office, not {office_id}")
-    try:
-        report = await handlers.submit(
-            items,
-            terminal.office,
-            terminal.terminal_id,
-            journal=request.app.state.journal,
-            publisher=request.app.state.publisher,
-            rules=request.app.state.rules,
-        )
-    except handlers.KafkaUnavailable as exc:
-        raise HTTPException(503, f"{exc}; nothing was recorded, retry later", headers={"Retry-After": "5"}) from None
+    report = await handlers.submit(
+        items,
+        terminal.office,
+        terminal.terminal_id,
+        journal=request.app.state.journal,
+        publisher=request.app.state.publisher,
+        rules=request.app.state.rules,
+    )
     if single:
         status = {"accepted": 201, "duplicate": 200, "rejected": 422}[report.results[0].status]
     else:
@@ -156,10 +153,7 @@ async def import_offices(request: Request, store: StoreDep, who: AdminDep) -> di
 
 @router.get("/offices/{office_id}", tags=["offices"])
 async def get_office(office_id: str, store: StoreDep, who: ReaderDep) -> dict:
-    doc = await store.offices.find_one({"_id": office_id})
-    if doc is None:
-        raise HTTPException(404, f"no office {office_id}")
-    return _office_public(doc)
+    return _office_public((await store.offices.require(office_id, "office")).head())
 
 
 @router.get("/offices", tags=["offices"])
@@ -178,7 +172,7 @@ async def list_offices(
         query["qpv"] = qpv
     if france_services is not None:
         query["france_services"] = france_services
-    return [_office_public(d) async for d in store.offices.find(query).limit(limit)]
+    return [_office_public(d) for d in await store.list_offices(query, limit)]
 
 
 # --- terminals --------------------------------------------------------------------------------------
@@ -212,12 +206,9 @@ async def list_terminals(
     store: StoreDep, who: AdminDep, office_id: str | None = None, limit: Annotated[int, Query(ge=1, le=1000)] = 100
 ) -> list[dict]:
     query = {"office_id": office_id} if office_id else {}
-    return [_terminal_public(d) async for d in store.terminals.find(query).limit(limit)]
+    return [_terminal_public(d) for d in await store.list_terminals(query, limit)]
 
 
 @router.post("/terminals/{terminal_id}/revocation", tags=["terminals"])
 async def revoke_terminal(terminal_id: str, store: StoreDep, who: AdminDep) -> dict:
-    try:
-        return _terminal_public(await store.revoke_terminal(terminal_id))
-    except TerminalGone:
-        raise HTTPException(404, f"no terminal {terminal_id}") from None
+    return _terminal_public(await store.revoke_terminal(terminal_id))

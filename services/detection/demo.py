@@ -19,6 +19,7 @@ from services.detection.network import generate
 from services.detection.settings import DetectionSettings
 from services.detection.store import Store
 from shared.identity import Principal, Role, issue_token
+from shared.layout import ensure_layout
 from shared.mongo import mongo_client
 from shared.terminal_sdk import new_token, split_token, token_hash
 
@@ -29,7 +30,7 @@ DEFAULT_FILE = Path(".run/demo-credentials.json")
 
 async def _still_valid(store: Store, terminals: list[dict[str, Any]]) -> bool:
     for t in terminals:
-        doc = await store.terminals.find_one({"_id": t.get("terminal_id")})
+        doc = await store.terminal(str(t.get("terminal_id")))
         try:
             _, secret = split_token(t.get("token", ""))
         except ValueError:
@@ -50,6 +51,7 @@ async def seed(
     mongo = mongo_client(settings.mongodb_uri, app_name="detection-demo")
     try:
         store = Store(mongo[settings.mongodb_database])
+        await ensure_layout(store.docs, "detection")
         await store.ensure_indexes()
         network = generate(offices)
         loaded = await store.import_offices(network)

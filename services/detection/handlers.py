@@ -12,6 +12,7 @@ from prometheus_client import Counter, Histogram
 from services.detection.domain import Checked, Office, Rejected, check_item
 from services.detection.journal import Journal
 from services.detection.schemas import ItemResult, Report
+from shared.errors import Unavailable
 from shared.kafka import Publisher, PublishError
 
 __all__ = ["Rules", "KafkaUnavailable", "submit", "ITEMS"]
@@ -21,8 +22,8 @@ PUBLISH_SECONDS = Histogram("detection_publish_seconds", "Time to have one submi
 ITEMS = Counter("detection_items_total", "Detection items by path and outcome", ["path", "status"])
 
 
-class KafkaUnavailable(Exception):
-    """The broker is not connected: nothing was written, the caller must retry later."""
+class KafkaUnavailable(Unavailable):
+    """The broker does not answer: nothing was written, the caller must retry later (HTTP 503)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,8 +49,8 @@ async def submit(
     path: str = "http",
 ) -> Report:
     """Check every item, record the good ones once, publish them; each item gets its own answer."""
-    if not publisher.ready:
-        raise KafkaUnavailable("Kafka is not connected")
+    if not publisher.ready and not (hasattr(publisher, "reachable") and await publisher.reachable()):
+        raise KafkaUnavailable("Kafka does not answer; nothing was recorded, retry later")
     now = datetime.now(UTC)
     results: list[ItemResult] = []
     checked: list[Checked] = []

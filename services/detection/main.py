@@ -22,6 +22,7 @@ from services.detection.journal import Journal
 from services.detection.settings import DetectionSettings
 from services.detection.store import Store
 from shared.kafka import Publisher, PublishError, ensure_topics
+from shared.layout import ensure_layout
 from shared.logs import configure_logging
 from shared.mongo import mongo_client
 from shared.service import standard_checks
@@ -112,6 +113,7 @@ def build_app(settings: DetectionSettings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         mongo = mongo_client(settings.mongodb_uri, app_name="detection")
         store = Store(mongo[settings.mongodb_database], cache_ttl=settings.cache_ttl_s)
+        await ensure_layout(store.docs, "detection")
         await store.ensure_indexes()
         rules = Rules(
             key=settings.person_ref_key_bytes,

@@ -1,8 +1,9 @@
-"""The detection service's MongoDB collections: offices, terminals, detections (the idempotency keys) and
-pending batches (the outbox).
+"""The detection service's storage: offices and terminals (versioned aggregates), detections (the
+idempotency keys) and pending batches (the outbox of detections).
 
-Only inserts, `_id` look-ups and `_id` deletes touch the hot path: on the FerretDB/SQLite backend an update or
-a range query on a large collection scans it. A batch is written as:
+Everything goes through the shared document port and rests on unique inserts: an office or terminal change is
+a new version (`shared.aggregates`); the hot path only inserts, reads by `_id` and deletes by `_id`. A batch
+is written as:
   1. one `pending` document holding every new event of the batch (the outbox),
   2. the detection keys (`insert_many`, unordered: the unique `_id` sorts new from duplicate),
   3. the new events published (acks=all), 4. the `pending` document deleted.
@@ -22,22 +23,20 @@ from typing import Any
 
 from bson import Binary
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from services.detection.domain import Checked, Office, office_from_doc, record_id, territory
 from services.detection.schemas import OfficeIn
+from shared.aggregates import Aggregates, Change
+from shared.docstore import DocumentStore, DuplicateKey, MongoDocuments
 from shared.events import Envelope, IllectronismDetected
 from shared.kafka import Publisher
+from shared.outbox import Outbox
 from shared.serde import decode, encode
 
-__all__ = ["Store", "TerminalGone", "pending_doc", "pending_events"]
+__all__ = ["Store", "pending_doc", "pending_events"]
 
 log = logging.getLogger(__name__)
-DUPLICATE_KEY = 11000
-
-
-class TerminalGone(Exception):
-    pass
+PENDING, KEYS = "pending", "detections"
 
 
 class _Cache:
@@ -62,9 +61,8 @@ class _Cache:
         self._items.pop(key, None)
 
 
-def office_doc(office: OfficeIn, now: datetime) -> dict[str, Any]:
+def office_state(office: OfficeIn) -> dict[str, Any]:
     return {
-        "_id": office.office_id,
         "name": office.name,
         "commune_insee": office.commune_insee,
         **territory(office.departement or ""),
@@ -72,7 +70,6 @@ def office_doc(office: OfficeIn, now: datetime) -> dict[str, Any]:
         "rural": office.rural,
         "france_services": office.france_services,
         "active": office.active,
-        "updated_at": now,
     }
 
 
@@ -88,65 +85,72 @@ def pending_events(doc: dict[str, Any]) -> list[Envelope]:
 
 
 class Store:
-    def __init__(self, db: AsyncDatabase, cache_ttl: float = 5.0) -> None:
-        self.offices = db["offices"]
-        self.terminals = db["terminals"]
-        self.detections = db["detections"]
-        self.pending = db["pending"]
+    def __init__(self, db: AsyncDatabase | DocumentStore, cache_ttl: float = 5.0) -> None:
+        self.docs: DocumentStore = MongoDocuments(db) if isinstance(db, AsyncDatabase) else db
+        # Offices and terminals produce no events: their outbox never holds a note.
+        outbox = Outbox(self.docs, None)
+        self.offices = Aggregates(self.docs, "offices", outbox)
+        self.terminals = Aggregates(self.docs, "terminals", outbox)
         self._offices = _Cache(cache_ttl)
         self._terminals = _Cache(cache_ttl)
 
     async def ensure_indexes(self) -> None:
-        await self.terminals.create_index("office_id")
-        await self.offices.create_index("departement")
+        await self.docs.ensure_index("terminals", "office_id")
+        await self.docs.ensure_index("offices", "departement")
 
     # --- office registry ---------------------------------------------------------------------------
 
     async def office(self, office_id: str) -> Office | None:
         cached = self._offices.get(office_id)
         if cached is None:
-            doc = await self.offices.find_one({"_id": office_id})
-            if doc is None:
+            version = await self.offices.get(office_id)
+            if version is None:
                 return None
-            cached = office_from_doc(doc)
+            cached = office_from_doc(version.head())
             self._offices.put(office_id, cached)
         return cached
 
     async def put_office(self, office: OfficeIn) -> bool:
         """Create or replace one office; True if it was new."""
-        doc = office_doc(office, datetime.now(UTC))
-        result = await self.offices.replace_one({"_id": doc["_id"]}, doc, upsert=True)
+        state = office_state(office)
+        try:
+            await self.offices.create(office.office_id, Change(state))
+            created = True
+        except DuplicateKey:
+            await self.offices.change(
+                office.office_id, lambda v: None if v.state == state else Change(state), what="office"
+            )
+            created = False
         self._offices.drop(office.office_id)
-        return result.upserted_id is not None
+        return created
 
     async def import_offices(self, offices: Iterable[OfficeIn], chunk: int = 1000) -> dict[str, int]:
         """Bulk load: new offices are inserted in chunks, changed ones replaced one by one (usually few)."""
-        now = datetime.now(UTC)
-        docs = [office_doc(o, now) for o in offices]
-        known = {d["_id"]: d async for d in self.offices.find({})}
-        new = [d for d in docs if d["_id"] not in known]
+        wanted = {o.office_id: office_state(o) for o in offices}
+        known = {h["_id"]: h for h in await self.offices.find({})}
+        new = [(oid, Change(state)) for oid, state in wanted.items() if oid not in known]
         for start in range(0, len(new), chunk):
-            await self.offices.insert_many(new[start : start + chunk], ordered=False)
+            await self.offices.create_many(new[start : start + chunk])
         replaced = unchanged = 0
-        for doc in docs:
-            old = known.get(doc["_id"])
+        for oid, state in wanted.items():
+            old = known.get(oid)
             if old is None:
                 continue
-            if {k: v for k, v in old.items() if k != "updated_at"} == {
-                k: v for k, v in doc.items() if k != "updated_at"
-            }:
+            if {k: old.get(k) for k in state} == state:
                 unchanged += 1
                 continue
-            await self.offices.replace_one({"_id": doc["_id"]}, doc, upsert=True)
-            self._offices.drop(doc["_id"])
+            await self.offices.change(oid, lambda v, state=state: Change(state), what="office")
+            self._offices.drop(oid)
             replaced += 1
         return {"created": len(new), "replaced": replaced, "unchanged": unchanged}
+
+    async def list_offices(self, query: dict[str, Any], limit: int) -> list[dict[str, Any]]:
+        return await self.offices.find(query, sort=[("_id", 1)], limit=limit)
 
     # --- terminals ---------------------------------------------------------------------------------
 
     async def add_terminal(self, terminal_id: str, office_id: str, token_hash: str, label: str | None) -> bool:
-        doc = {
-            "_id": terminal_id,
+        state = {
             "office_id": office_id,
             "token_hash": token_hash,
             "label": label,
@@ -154,28 +158,35 @@ class Store:
             "created_at": datetime.now(UTC),
         }
         try:
-            await self.terminals.insert_one(doc)
-        except DuplicateKeyError:
+            await self.terminals.create(terminal_id, Change(state))
+        except DuplicateKey:
             return False
         return True
 
     async def terminal(self, terminal_id: str) -> dict[str, Any] | None:
         cached = self._terminals.get(terminal_id)
         if cached is None:
-            cached = await self.terminals.find_one({"_id": terminal_id})
-            if cached is None:
+            version = await self.terminals.get(terminal_id)
+            if version is None:
                 return None
+            cached = version.head()
             self._terminals.put(terminal_id, cached)
         return cached
 
     async def revoke_terminal(self, terminal_id: str) -> dict[str, Any]:
-        result = await self.terminals.update_one(
-            {"_id": terminal_id}, {"$set": {"revoked": True, "revoked_at": datetime.now(UTC)}}
-        )
-        self._terminals.drop(terminal_id)
-        if result.matched_count == 0:
-            raise TerminalGone(terminal_id)
-        return await self.terminals.find_one({"_id": terminal_id}) or {}
+        def revoke(version: Any) -> Change | None:
+            if version.state.get("revoked"):
+                return None
+            return Change({**version.state, "revoked": True, "revoked_at": datetime.now(UTC)})
+
+        try:
+            version, _ = await self.terminals.change(terminal_id, revoke, what="terminal")
+        finally:
+            self._terminals.drop(terminal_id)
+        return version.head()
+
+    async def list_terminals(self, query: dict[str, Any], limit: int) -> list[dict[str, Any]]:
+        return await self.terminals.find(query, sort=[("_id", 1)], limit=limit)
 
     # --- detections --------------------------------------------------------------------------------
 
@@ -183,37 +194,29 @@ class Store:
         """Steps 1-2 for one group of items: the outbox document, then the keys (two writes, whatever the size).
         Returns (group id, indexes of the items whose key already existed)."""
         group_id = uuid.uuid4().hex
-        await self.pending.insert_one(pending_doc(group_id, now, [c.event for c in checked]))
+        await self.docs.insert(PENDING, pending_doc(group_id, now, [c.event for c in checked]))
         # Keys stay minimal (the event, in Kafka, has the rest): every byte costs on this server.
-        docs = [{"_id": c.record_id, "b": group_id} for c in checked]
-        try:
-            await self.detections.insert_many(docs, ordered=False)
-            return group_id, set()
-        except BulkWriteError as exc:
-            errors = exc.details["writeErrors"]
-            if any(e["code"] != DUPLICATE_KEY for e in errors):
-                raise
-            return group_id, {e["index"] for e in errors}
+        return group_id, await self.docs.insert_many(KEYS, [{"_id": c.record_id, "b": group_id} for c in checked])
 
     async def forget(self, group_ids: list[str]) -> None:
         """Step 4: these groups' events are all acknowledged by the broker."""
-        await self.pending.delete_many({"_id": {"$in": group_ids}})
+        await self.docs.delete(PENDING, group_ids)
 
     async def relay_once(self, publisher: Publisher, grace: timedelta) -> int:
         """Publish what crashed or failed batches left behind (older than `grace`, so never a batch in flight)."""
         sent = 0
         cutoff = datetime.now(UTC) - grace
-        async for batch in self.pending.find({"created_at": {"$lt": cutoff}}).limit(50):
+        for batch in await self.docs.find(PENDING, {"created_at": {"$lt": cutoff}}, limit=50):
             events = pending_events(batch)
             ids = {}
             for event in events:
                 data = event.data
                 assert isinstance(data, IllectronismDetected)
                 ids[record_id(data.office_id, data.detection_id)] = event
-            # One query per group (an `_id` look-up is no cheaper than `$in` on this server): the events whose
-            # key this group wrote; the others were duplicates, published by the group that wrote their key.
-            keys = self.detections.find({"_id": {"$in": list(ids)}, "b": batch["_id"]}, {"_id": 1})
-            mine = [ids[k["_id"]] async for k in keys]
+            # One query per group: the events whose key this group wrote; the others were duplicates,
+            # published by the group that wrote their key.
+            keys = await self.docs.find(KEYS, {"_id": {"$in": list(ids)}, "b": batch["_id"]})
+            mine = [ids[k["_id"]] for k in keys]
             if mine:
                 await publisher.publish_many(mine)
             await self.forget([batch["_id"]])

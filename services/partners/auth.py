@@ -10,13 +10,14 @@ from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
-from pymongo.errors import DuplicateKeyError
-
 from services.partners.schemas import UserCreate
 from services.partners.store import Store
+from shared.aggregates import Change, Version
+from shared.docstore import DuplicateKey
+from shared.errors import Conflict
 from shared.identity import Principal, Role
 
-__all__ = ["hash_password", "verify_password", "create_user", "authenticate", "ensure_bootstrap_admin"]
+__all__ = ["hash_password", "verify_password", "create_user", "authenticate", "ensure_bootstrap_admin", "user_key"]
 
 log = logging.getLogger(__name__)
 _hasher = PasswordHasher()
@@ -36,52 +37,63 @@ async def verify_password(stored_hash: str, password: str) -> bool:
         return False
 
 
-class UserExists(Exception):
-    pass
+def user_key(username: str) -> str:
+    """The user's aggregate id: one per username, so that creating a user is a unique insert and signing in
+    an exact `_id` look-up. The platform-wide user id (the tokens' subject) is a separate random id."""
+    return f"user:{username.lower()}"
 
 
-async def create_user(store: Store, cmd: UserCreate) -> dict[str, Any]:
-    doc = {
-        "_id": f"u-{uuid.uuid4()}",
+def _state(cmd: UserCreate, user_id: str, password_hash: str) -> dict[str, Any]:
+    return {
+        "user_id": user_id,
         "username": cmd.username.lower(),
-        "password_hash": await hash_password(cmd.password),
+        "password_hash": password_hash,
         "role": cmd.role.value,
         "partner_id": cmd.partner_id,
         "active": True,
         "created_at": datetime.now(UTC),
     }
+
+
+async def create_user(store: Store, cmd: UserCreate) -> dict[str, Any]:
+    """A new user (Conflict if the username is taken); returns its record."""
+    state = _state(cmd, f"u-{uuid.uuid4()}", await hash_password(cmd.password))
     try:
-        await store.users.insert_one(doc)
-    except DuplicateKeyError:
-        raise UserExists("this username is taken") from None
-    log.info("user created", extra={"user_id": doc["_id"], "role": doc["role"], "partner_id": doc["partner_id"]})
-    return doc
+        version = await store.users.create(user_key(cmd.username), Change(state))
+    except DuplicateKey:
+        raise Conflict("this username is taken") from None
+    log.info("user created", extra={"user_id": state["user_id"], "role": state["role"], "partner_id": cmd.partner_id})
+    return version.head()
 
 
 async def authenticate(store: Store, username: str, password: str) -> Principal | None:
-    user = await store.users.find_one({"username": username.lower(), "active": True})
+    version = await store.users.get(user_key(username))
+    user = version.state if version and version.state.get("active") else None
     ok = await verify_password(user["password_hash"] if user else _DUMMY_HASH, password)
     if not (user and ok):
         log.info("sign-in refused")  # never the username: it may be an e-mail address
         return None
     if _hasher.check_needs_rehash(user["password_hash"]):
-        await store.users.update_one({"_id": user["_id"]}, {"$set": {"password_hash": await hash_password(password)}})
-    return Principal(user["_id"], Role(user["role"]), user.get("partner_id"))
+        old, new = user["password_hash"], await hash_password(password)
+
+        def rehash(current: Version) -> Change | None:
+            if current.state.get("password_hash") != old:
+                return None  # changed meanwhile: keep what is stored
+            return Change({**current.state, "password_hash": new})
+
+        await store.users.change(user_key(username), rehash, what="user")
+    return Principal(user["user_id"], Role(user["role"]), user.get("partner_id"))
 
 
 async def ensure_bootstrap_admin(store: Store, username: str, password: str) -> None:
     """Create the first La Poste admin if there is none yet (its password is never overwritten)."""
-    if await store.exists(store.users, BOOTSTRAP_ADMIN_ID):
-        return
-    doc = {
-        "username": username.lower(),
-        "password_hash": await hash_password(password),
-        "role": Role.ADMIN.value,
-        "partner_id": None,
-        "active": True,
-        "created_at": datetime.now(UTC),
-    }
+    if await store.users.get(user_key(username)) is not None:
+        return  # the bootstrap admin, or a user who has that username already
+    if await store.users.count({"user_id": BOOTSTRAP_ADMIN_ID}):
+        return  # created earlier under another username
+    cmd = UserCreate(username=username, password=password, role=Role.ADMIN)
+    state = _state(cmd, BOOTSTRAP_ADMIN_ID, await hash_password(password))
     try:
-        await store.users.update_one({"_id": BOOTSTRAP_ADMIN_ID}, {"$setOnInsert": doc}, upsert=True)
-    except DuplicateKeyError:
-        pass  # another instance created it first, or the username already belongs to a user
+        await store.users.create(user_key(username), Change(state))
+    except DuplicateKey:
+        pass  # another instance created it first

@@ -9,13 +9,14 @@ from datetime import date
 from enum import StrEnum
 from typing import Any
 
-from shared import geo
+from shared import errors, geo
 
 __all__ = [
     "PartnerKind",
     "Status",
     "EndReason",
     "MissionStatus",
+    "DELETED",
     "Refused",
     "Invalid",
     "Step",
@@ -32,6 +33,8 @@ __all__ = [
     "plan_end",
     "check_terms",
     "plan_mission_completion",
+    "apply",
+    "plan_volunteer",
 ]
 
 _NS = uuid.UUID("2d0f6a43-8c1e-4f7b-9b7a-5e1c3a9d4b21")
@@ -75,11 +78,16 @@ class MissionStatus(StrEnum):
     COMPLETED = "completed"
 
 
-class Refused(Exception):
+# A deleted draft stays as its last version with this status (nothing is removed in place); reads treat it as
+# missing.
+DELETED = "deleted"
+
+
+class Refused(errors.Conflict):
     """The command is valid but not in this state (HTTP 409)."""
 
 
-class Invalid(ValueError):
+class Invalid(errors.Invalid):
     """The command contradicts itself or the record's dates (HTTP 422)."""
 
 
@@ -159,7 +167,10 @@ def event_id(*parts: Any) -> uuid.UUID:
 
 @dataclass(frozen=True)
 class Step:
-    """What a command changes: the status it expects, the fields it sets; `noop` when already done."""
+    """What a command changes: the fields it sets (and a renewal it appends); `noop` when already done.
+
+    `expect` names the state the step was planned from; the version number of the stored change is what makes
+    it hold under concurrency (a concurrent change makes the plan run again on the newer state)."""
 
     expect: dict[str, Any]
     set_fields: dict[str, Any] = field(default_factory=dict)
@@ -286,3 +297,23 @@ def plan_mission_completion(doc: dict[str, Any], completed_on: date, hours: floa
             "hours": hours,
         },
     )
+
+
+def apply(doc: dict[str, Any], step: Step) -> dict[str, Any]:
+    """The record after `step`."""
+    after = {**doc, **step.set_fields}
+    if step.push:
+        after["renewals"] = [*doc.get("renewals", []), step.push["renewals"]]
+    return after
+
+
+def plan_volunteer(doc: dict[str, Any], staff_id: str) -> Step:
+    """A postal employee joins a published mission once, within its places."""
+    if doc["status"] != MissionStatus.PUBLISHED.value:
+        raise Refused(f"the mission is {doc['status']}; volunteers join published missions only")
+    volunteers = list(doc.get("volunteers", []))
+    if staff_id in volunteers:
+        return Step({}, noop=True)
+    if len(volunteers) >= doc["places"]:
+        raise Refused(f"the mission is full ({doc['places']} places)")
+    return Step({"status": MissionStatus.PUBLISHED.value}, {"volunteers": [*volunteers, staff_id]})

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
-from typing import Annotated, Generic, TypeVar
+from typing import Annotated, ClassVar, Generic, TypeVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -67,6 +67,19 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
 
+class Patch(Strict):
+    """A partial update: a field left out is unchanged; a field the record must have may not be sent as null."""
+
+    REQUIRED: ClassVar[tuple[str, ...]] = ()
+
+    @model_validator(mode="after")
+    def _no_null_for_required(self):  # type: ignore[no-untyped-def]
+        nulls = [name for name in self.REQUIRED if name in self.model_fields_set and getattr(self, name) is None]
+        if nulls:
+            raise ValueError(f"{', '.join(nulls)} may not be null (leave a field out to keep it)")
+        return self
+
+
 class Address(Strict):
     street: str = Field(min_length=1, max_length=200)
     postcode: str = Field(pattern=r"^\d{5}$")
@@ -94,7 +107,9 @@ class PartnerCreate(Strict):
     contacts: list[Contact] = Field(default_factory=list, max_length=20)
 
 
-class PartnerUpdate(Strict):
+class PartnerUpdate(Patch):
+    REQUIRED = ("name", "kind", "address", "departements", "contacts")
+
     name: str | None = Field(None, min_length=2, max_length=200)
     kind: PartnerKind | None = None
     address: Address | None = None
@@ -141,8 +156,10 @@ class PartnershipCreate(_Terms):
     )
 
 
-class PartnershipUpdate(Strict):
+class PartnershipUpdate(Patch):
     """Only a draft can be edited; a signed partnership changes through renewal or end."""
+
+    REQUIRED = ("partnership_type", "commitments", "departements", "starts_on")
 
     title: str | None = Field(None, max_length=200)
     partnership_type: PartnershipType | None = None

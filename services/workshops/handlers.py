@@ -1,143 +1,137 @@
-"""One function per command. Each record and the events it produces are written in one document (outbox)."""
+"""Commands on venues, facilitators, workshops and registrations: each one read → decide (pure) → insert.
+
+Every handler has the shape `handler(store, who, <what it acts on>…, [key=]) -> Result`; refusals are
+`shared.errors` (the app maps them to HTTP). Attendance and accompaniments live in `checkins.py`.
+"""
 
 from __future__ import annotations
 
-import uuid
-from datetime import UTC, datetime, timedelta
-from typing import Any
-
-from pydantic import ValidationError
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
 
 from services.workshops import domain
 from services.workshops.domain import RuleBroken, can_manage, event_id
-from services.workshops.schemas import (
-    AccompanimentCreate,
-    AttendanceCreate,
-    CheckIn,
-    FacilitatorCreate,
-    RegistrationCreate,
-    VenueCreate,
-    WorkshopCreate,
-)
-from services.workshops.store import Changed, ConflictingRecord, Store
+from services.workshops.schemas import FacilitatorCreate, RegistrationCreate, VenueCreate, WorkshopCreate
+from services.workshops.store import Store
 from shared import geo
-from shared.events import (
-    AccompanimentCompleted,
-    AccompanimentRetracted,
-    AdviserDeployed,
-    AttendanceRetracted,
-    Channel,
-    Envelope,
-    EventData,
-    VenueOpened,
-    WorkshopAttended,
-    WorkshopCancelled,
-    WorkshopScheduled,
-    new_event,
-)
+from shared.aggregates import Aggregates, Change, Version
+from shared.docstore import DuplicateKey
+from shared.errors import Conflict, Forbidden, Invalid, NotFound
+from shared.events import AdviserDeployed, Envelope, EventData, VenueOpened, WorkshopCancelled, WorkshopScheduled, new_event
 from shared.identity import Principal, Role
-from shared.outbox import Outbox, outbox_append
 from shared.privacy import person_ref
 
 __all__ = [
     "SOURCE",
-    "Conflict",
-    "NotFound",
-    "Forbidden",
-    "Invalid",
+    "Outcome",
+    "Result",
     "open_venue",
     "add_facilitator",
     "schedule_workshop",
     "cancel_workshop",
     "register",
     "cancel_registration",
-    "check_in",
-    "check_in_sheet",
-    "record_attendance",
-    "retract_attendance",
-    "record_accompaniment",
-    "retract_accompaniment",
 ]
 
 SOURCE = "/services/workshops"
-Result = tuple[str, dict[str, Any], bool]  # (status, stored record, published now)
-ATTEMPTS = 8  # optimistic-concurrency retries on one workshop document
+TERRITORY = ("departement", "region", "qpv", "rural", "timezone")
+# created: version 1 was written; changed: a later version was written; duplicate: it was already so (a retry).
+Outcome = Literal["created", "changed", "duplicate"]
+Decide = Callable[[Version], Change | None]
 
 
-class Conflict(Exception):
-    pass
+@dataclass(frozen=True)
+class Result:
+    """What a command did: the record now stored (as its head shows it) and the events that change carries."""
+
+    outcome: Outcome
+    id: str  # the record (or, for registrations, the registration) the command is about
+    record: dict[str, Any]
+    event_ids: tuple[str, ...] = ()
+    published: bool = True  # False: the events wait in the outbox for the relay (Kafka away, or a bulk load)
+    promoted: str | None = None  # a cancelled registration's seat went to this waiting registration
 
 
-class NotFound(Exception):
-    pass
+# --- helpers shared with checkins.py ----------------------------------------------------------------
 
 
-class Forbidden(Exception):
-    pass
-
-
-class Invalid(Exception):
-    pass
-
-
-def _event(data: EventData, kind: str, record: str, time: datetime, subject: str | None = None) -> Envelope:
+def make_event(data: EventData, kind: str, record: str, time: datetime, subject: str | None = None) -> Envelope:
     return new_event(data, source=SOURCE, time=time, event_id=event_id(kind, record), subject=subject)
 
 
-def _territory(departement: str, qpv: bool, rural: bool) -> dict[str, Any]:
-    dep = geo.departement(departement)
+def ids_of(events: Iterable[Envelope]) -> tuple[str, ...]:
+    return tuple(str(e.id) for e in events)
+
+
+def territory(departement: str, qpv: bool, rural: bool) -> dict[str, Any]:
+    try:
+        dep = geo.departement(departement)
+    except KeyError:
+        raise Invalid(f"{departement} is no known département") from None
     return {"departement": dep.code, "region": dep.region, "qpv": qpv, "rural": rural, "timezone": dep.timezone}
 
 
-def _ref(client_reference: str | None, key: bytes) -> str | None:
+def ref_of(client_reference: str | None, key: bytes) -> str | None:
     return person_ref(client_reference, key) if client_reference else None
 
 
-def _require(principal: Principal, partner_id: str | None, facilitator_id: str | None, what: str) -> None:
+def require_manage(principal: Principal, partner_id: str | None, facilitator_id: str | None, what: str) -> None:
     if not can_manage(principal, partner_id, facilitator_id):
         raise Forbidden(f"{principal.role.value} {principal.subject} may not manage {what}")
 
 
-async def _create(
-    store: Store, outbox: Outbox, doc: dict[str, Any], events: list[Envelope], compare: list[str]
+async def create_once(
+    series: Aggregates, record_id: str, change: Change, compare: Sequence[str], what: str
 ) -> Result:
+    """Version 1 of a new record; the same record sent again is a duplicate (its events are made sure to have
+    gone out), the same id with other `compare` values a Conflict."""
     try:
-        return await store.create_once(outbox, doc, events, {k: doc[k] for k in compare})
-    except ConflictingRecord as exc:
-        raise Conflict(str(exc)) from None
+        version = await series.create(record_id, change)
+    except DuplicateKey:
+        existing = await series.require(record_id, what)
+        if any(existing.state.get(k) != change.state.get(k) for k in compare):
+            raise Conflict(f"{what} {record_id} was already recorded with other details") from None
+        # Later versions (a retraction) carry their own events; version 1's went out with it or by the relay.
+        published = await series.republish(existing) if existing.number == 1 else await series.published(existing)
+        return Result("duplicate", record_id, existing.head(), ids_of(change.events), published)
+    return Result("created", record_id, version.head(), ids_of(version.events), await series.published(version))
 
 
-async def _get(outbox: Outbox, doc_id: str, what: str) -> dict[str, Any]:
-    doc = await outbox.collection.find_one({"_id": doc_id})
-    if doc is None:
-        raise NotFound(f"no {what} {doc_id}")
-    return doc
+async def changed_or_duplicate(
+    series: Aggregates, version: Version, changed: bool, event_ids: tuple[str, ...], **extra: Any
+) -> Result:
+    """The result of a `change` whose retries find it done: the change is then the latest version."""
+    published = await (series.published(version) if changed else series.republish(version))
+    outcome: Outcome = "changed" if changed else "duplicate"
+    return Result(outcome, version.aggregate_id, version.head(), event_ids, published, **extra)
 
 
 # --- venues and facilitators ------------------------------------------------------------------------
 
 
-async def open_venue(cmd: VenueCreate, store: Store, principal: Principal) -> Result:
-    if principal.role != Role.ADMIN and not (
-        principal.role == Role.PARTNER and cmd.kind == "partner_premises" and cmd.partner_id == principal.partner_id
+async def open_venue(store: Store, who: Principal, cmd: VenueCreate) -> Result:
+    if who.role != Role.ADMIN and not (
+        who.role == Role.PARTNER and cmd.kind == "partner_premises" and cmd.partner_id == who.partner_id
     ):
         raise Forbidden("only La Poste admins open venues; a partner user may add its own premises")
     try:
-        territory = _territory(cmd.departement, cmd.qpv, cmd.rural)
-    except KeyError:
+        where = territory(cmd.departement, cmd.qpv, cmd.rural)
+    except Invalid:
         raise Invalid(f"commune {cmd.commune_insee} is in no known département") from None
     data = VenueOpened(
-        venue_id=cmd.venue_id, kind=cmd.kind, newly_equipped=cmd.newly_equipped, opened_on=cmd.opened_on, **territory
+        venue_id=cmd.venue_id, kind=cmd.kind, newly_equipped=cmd.newly_equipped, opened_on=cmd.opened_on, **where
     )
-    event = _event(data, "venue.opened", cmd.venue_id, domain.local_midnight(cmd.opened_on, territory["timezone"]))
-    fields = cmd.model_dump(mode="json", exclude={"venue_id"}) | territory
-    doc = {"_id": cmd.venue_id, **fields, "event_id": str(event.id), "recorded_at": datetime.now(UTC)}
-    return await _create(store, store.venues, doc, [event], list(fields))
+    event = make_event(data, "venue.opened", cmd.venue_id, domain.local_midnight(cmd.opened_on, where["timezone"]))
+    fields = cmd.model_dump(mode="json", exclude={"venue_id"}) | where
+    state = {**fields, "event_id": str(event.id), "recorded_at": store.outbox.clock()}
+    return await create_once(store.venues, cmd.venue_id, Change(state, [event]), list(fields), "venue")
 
 
-async def add_facilitator(cmd: FacilitatorCreate, store: Store, principal: Principal) -> Result:
-    if principal.role != Role.ADMIN and not (
-        principal.role == Role.PARTNER and cmd.kind == "partner_mediator" and cmd.partner_id == principal.partner_id
+async def add_facilitator(store: Store, who: Principal, cmd: FacilitatorCreate) -> Result:
+    if who.role != Role.ADMIN and not (
+        who.role == Role.PARTNER and cmd.kind == "partner_mediator" and cmd.partner_id == who.partner_id
     ):
         raise Forbidden("only La Poste admins add facilitators; a partner user may add its own mediators")
     events = []
@@ -145,33 +139,34 @@ async def add_facilitator(cmd: FacilitatorCreate, store: Store, principal: Princ
         assert cmd.deployed_on is not None
         data = AdviserDeployed(adviser_id=cmd.facilitator_id, departement=cmd.departement, deployed_on=cmd.deployed_on)
         tz = geo.departement(cmd.departement).timezone
-        events.append(_event(data, "adviser.deployed", cmd.facilitator_id, domain.local_midnight(cmd.deployed_on, tz)))
+        at = domain.local_midnight(cmd.deployed_on, tz)
+        events.append(make_event(data, "adviser.deployed", cmd.facilitator_id, at))
     fields = cmd.model_dump(mode="json", exclude={"facilitator_id"})
-    doc = {"_id": cmd.facilitator_id, **fields, "recorded_at": datetime.now(UTC)}
-    return await _create(store, store.facilitators, doc, events, list(fields))
+    state = {**fields, "recorded_at": store.outbox.clock()}
+    return await create_once(store.facilitators, cmd.facilitator_id, Change(state, events), list(fields), "facilitator")
 
 
 # --- workshops --------------------------------------------------------------------------------------
 
 
-async def schedule_workshop(cmd: WorkshopCreate, store: Store, principal: Principal) -> Result:
-    _require(principal, cmd.partner_id, cmd.facilitator_id, "this workshop (name your own partner or yourself)")
-    venue = await store.venues.collection.find_one({"_id": cmd.venue_id})
+async def schedule_workshop(store: Store, who: Principal, cmd: WorkshopCreate) -> Result:
+    require_manage(who, cmd.partner_id, cmd.facilitator_id, "this workshop (name your own partner or yourself)")
+    venue = await store.venues.get(cmd.venue_id)
     if venue is None:
         raise Invalid(f"no venue {cmd.venue_id}")
-    if venue.get("partner_id") and venue["partner_id"] != cmd.partner_id:
+    if venue.state.get("partner_id") and venue.state["partner_id"] != cmd.partner_id:
         raise Invalid(f"venue {cmd.venue_id} is the premises of another partner")
     if cmd.facilitator_id:
-        fac = await store.facilitators.collection.find_one({"_id": cmd.facilitator_id})
+        fac = await store.facilitators.get(cmd.facilitator_id)
         if fac is None:
             raise Invalid(f"no facilitator {cmd.facilitator_id}")
-        if fac.get("partner_id") and fac["partner_id"] != cmd.partner_id:
+        if fac.state.get("partner_id") and fac.state["partner_id"] != cmd.partner_id:
             raise Invalid(f"facilitator {cmd.facilitator_id} is a mediator of another partner")
     try:
-        starts_at = domain.local_to_aware(cmd.starts_local, venue["timezone"])
+        starts_at = domain.local_to_aware(cmd.starts_local, venue.state["timezone"])
     except RuleBroken as exc:
         raise Invalid(str(exc)) from None
-    territory = {k: venue[k] for k in ("departement", "region", "qpv", "rural", "timezone")}
+    where = {k: venue.state[k] for k in TERRITORY}
     data = WorkshopScheduled(
         workshop_id=cmd.workshop_id,
         theme=cmd.theme,
@@ -181,315 +176,111 @@ async def schedule_workshop(cmd: WorkshopCreate, store: Store, principal: Princi
         starts_at=starts_at,
         capacity=cmd.capacity,
         commitment=cmd.commitment,
-        **territory,
+        **where,
     )
-    now = datetime.now(UTC)
-    event = _event(data, "workshop.scheduled", cmd.workshop_id, now, subject=cmd.workshop_id)
-    fields = cmd.model_dump(mode="json", exclude={"workshop_id"}) | territory | {"starts_at": starts_at}
-    doc = {
-        "_id": cmd.workshop_id,
-        **fields,
-        "status": "scheduled",
-        "registrations": {},
-        "version": 1,
-        "event_id": str(event.id),
-        "recorded_at": now,
-    }
+    now = store.outbox.clock()
+    event = make_event(data, "workshop.scheduled", cmd.workshop_id, now, subject=cmd.workshop_id)
+    fields = cmd.model_dump(mode="json", exclude={"workshop_id"}) | where | {"starts_at": starts_at}
+    state = {**fields, "status": "scheduled", "registrations": {}, "event_id": str(event.id), "recorded_at": now}
     compare = [k for k in fields if k != "starts_at"]  # compared through starts_local (no tz round-trip)
-    return await _create(store, store.workshops, doc, [event], compare)
+    return await create_once(store.workshops, cmd.workshop_id, Change(state, [event]), compare, "workshop")
 
 
-async def _workshop(store: Store, workshop_id: str, principal: Principal) -> dict[str, Any]:
-    doc = await _get(store.workshops, workshop_id, "workshop")
-    _require(principal, doc.get("partner_id"), doc.get("facilitator_id"), f"workshop {workshop_id}")
-    return doc
+def _seats(state: dict[str, Any]) -> domain.Seats:
+    # Copies: a version's state is shared with the cache and must never be changed in place.
+    return domain.Seats(state["capacity"], {k: dict(v) for k, v in state.get("registrations", {}).items()})
 
 
-def _seats(doc: dict[str, Any]) -> domain.Seats:
-    return domain.Seats(doc["capacity"], {k: dict(v) for k, v in doc.get("registrations", {}).items()})
+def _manage_workshop(who: Principal, state: dict[str, Any], workshop_id: str) -> None:
+    require_manage(who, state.get("partner_id"), state.get("facilitator_id"), f"workshop {workshop_id}")
 
 
-async def cancel_workshop(workshop_id: str, reason: str, store: Store, principal: Principal) -> Result:
-    for _ in range(ATTEMPTS):
-        doc = await _workshop(store, workshop_id, principal)
-        if doc["status"] == "cancelled":
-            published = await store.flush(store.workshops, workshop_id)
-            return "duplicate", doc, published
-        refs = domain.active_person_refs(_seats(doc))
+def decide_cancel_workshop(who: Principal, workshop_id: str, reason: str, now: datetime) -> Decide:
+    def decide(current: Version) -> Change | None:
+        state = current.state
+        _manage_workshop(who, state, workshop_id)
+        if state["status"] == "cancelled":
+            return None
+        refs = domain.active_person_refs(_seats(state))
         data = WorkshopCancelled(workshop_id=workshop_id, reason=reason, registered_person_refs=refs)
-        now = datetime.now(UTC)
-        event = _event(data, "workshop.cancelled", workshop_id, now, subject=workshop_id)
+        event = make_event(data, "workshop.cancelled", workshop_id, now, subject=workshop_id)
         fields = {"status": "cancelled", "cancellation_reason": reason, "cancelled_at": now}
-        try:
-            doc = await store.update_checked(store.workshops, workshop_id, doc["version"], fields, [event])
-        except Changed:
-            continue
-        return "cancelled", doc, await store.flush(store.workshops, workshop_id)
-    raise Conflict(f"workshop {workshop_id} is changing too fast; try again")
+        return Change({**state, **fields}, [event])
+
+    return decide
 
 
-async def register(
-    workshop_id: str, cmd: RegistrationCreate, store: Store, principal: Principal, key: bytes
-) -> tuple[str, str, dict[str, Any]]:
-    """Returns (status, registration id, the workshop document)."""
-    ref = _ref(cmd.client_reference, key)
+async def cancel_workshop(store: Store, who: Principal, workshop_id: str, reason: str) -> Result:
+    """Cancels the session and tells everyone registered or waiting (an event); nothing changes it afterwards,
+    so a retry finds the cancelling version as the latest one."""
+    decide = decide_cancel_workshop(who, workshop_id, reason, store.outbox.clock())
+    version, changed = await store.workshops.change(workshop_id, decide, what="workshop")
+    ids = (str(event_id("workshop.cancelled", workshop_id)),)
+    return await changed_or_duplicate(store.workshops, version, changed, ids)
+
+
+def _already(state: dict[str, Any], registration_id: str, ref: str | None) -> str | None:
+    """The registration that a retry of this one finds (same id, or the same person's active one)."""
+    existing = state.get("registrations", {}).get(registration_id)
+    if existing is not None:
+        if existing["person_ref"] != ref:
+            raise Conflict(f"registration {registration_id} is another person's")
+        return registration_id
+    return _seats(state).holder(ref) if ref else None
+
+
+def decide_register(who: Principal, workshop_id: str, registration_id: str, ref: str | None, origin: str) -> Decide:
+    """Seats the newcomer if a seat is free in the version it reads, else puts them at the end of the waiting
+    list: the order of the waiting list is the order in which registrations won their version."""
+
+    def decide(current: Version) -> Change | None:
+        state = current.state
+        _manage_workshop(who, state, workshop_id)
+        if _already(state, registration_id, ref):
+            return None
+        if state["status"] != "scheduled":
+            raise Conflict(f"the workshop is {state['status']}")
+        seats = _seats(state)
+        domain.register(seats, registration_id, ref, origin)
+        return Change({**state, "registrations": seats.registrations})
+
+    return decide
+
+
+async def register(store: Store, who: Principal, workshop_id: str, cmd: RegistrationCreate, *, key: bytes) -> Result:
+    ref = ref_of(cmd.client_reference, key)
     rid = cmd.registration_id or domain.record_id("reg", workshop_id, ref or "")
-    for _ in range(ATTEMPTS):
-        doc = await _workshop(store, workshop_id, principal)
-        existing = doc.get("registrations", {}).get(rid)
-        if existing is not None:
-            if existing["person_ref"] != ref:
-                raise Conflict(f"registration {rid} is another person's")
-            return "duplicate", rid, doc
-        if doc["status"] != "scheduled":
-            raise Conflict(f"workshop {workshop_id} is {doc['status']}")
-        seats = _seats(doc)
-        if ref and (held := seats.holder(ref)):
-            return "duplicate", held, doc
-        domain.register(seats, rid, ref, cmd.origin)
-        try:
-            doc = await store.update_checked(
-                store.workshops, workshop_id, doc["version"], {"registrations": seats.registrations}
-            )
-        except Changed:
-            continue
-        return "registered", rid, doc
-    raise Conflict(f"workshop {workshop_id} is changing too fast; try again")
+    decide = decide_register(who, workshop_id, rid, ref, cmd.origin)
+    version, changed = await store.workshops.change(workshop_id, decide, what="workshop")
+    if changed:
+        return Result("created", rid, version.head())
+    held = _already(version.state, rid, ref)
+    assert held is not None  # decide found nothing to do: the registration is there
+    return Result("duplicate", held, version.head())
 
 
-async def cancel_registration(
-    workshop_id: str, registration_id: str, store: Store, principal: Principal
-) -> tuple[str | None, dict[str, Any]]:
-    """Returns (the promoted registration id or None, the workshop document)."""
-    for _ in range(ATTEMPTS):
-        doc = await _workshop(store, workshop_id, principal)
-        seats = _seats(doc)
-        if registration_id not in seats.registrations:
+def decide_cancel_registration(who: Principal, workshop_id: str, registration_id: str, promoted: list[str | None]) -> Decide:
+    def decide(current: Version) -> Change | None:
+        state = current.state
+        _manage_workshop(who, state, workshop_id)
+        seats = _seats(state)
+        reg = seats.registrations.get(registration_id)
+        if reg is None:
             raise NotFound(f"no registration {registration_id} in workshop {workshop_id}")
-        if seats.registrations[registration_id]["status"] == domain.CANCELLED:
-            return None, doc
-        promoted = domain.cancel_registration(seats, registration_id)
-        try:
-            doc = await store.update_checked(
-                store.workshops, workshop_id, doc["version"], {"registrations": seats.registrations}
-            )
-        except Changed:
-            continue
-        return promoted, doc
-    raise Conflict(f"workshop {workshop_id} is changing too fast; try again")
+        if reg["status"] == domain.CANCELLED:
+            return None
+        if state["status"] != "scheduled":
+            raise Conflict(f"the workshop is {state['status']}")
+        promoted[:] = [domain.cancel_registration(seats, registration_id)]  # the decision that was stored last
+        return Change({**state, "registrations": seats.registrations})
+
+    return decide
 
 
-# --- attendance -------------------------------------------------------------------------------------
-
-
-async def _record(
-    store: Store, attendance_id: str, data: WorkshopAttended, attended_at: datetime, extra: dict[str, Any]
-) -> tuple[str, dict[str, Any], bool]:
-    event = _event(data, "attended", attendance_id, attended_at, subject=data.workshop_id)
-    fields = data.model_dump(mode="json") | {"attended_at": attended_at, "event_id": str(event.id)}
-    doc = {"_id": attendance_id, **fields, **extra, "retracted": False, "recorded_at": datetime.now(UTC)}
-    compare = [k for k in fields if k != "attended_at"]
-    status, stored, published = await _create(store, store.attendances, doc, [event], compare)
-    return ("accepted" if status == "created" else status), stored, published
-
-
-async def record_attendance(cmd: AttendanceCreate, store: Store, principal: Principal, key: bytes) -> Result:
-    """The first, self-contained check-in: the caller gives every detail. Returns (status, doc, published)."""
-    known = await store.workshops.collection.find_one({"_id": cmd.workshop_id})
-    partner_id, facilitator_id = (known["partner_id"], known["facilitator_id"]) if known else (cmd.partner_id, None)
-    _require(principal, partner_id, facilitator_id, f"attendance at workshop {cmd.workshop_id}")
-    if known and cmd.partner_id != known["partner_id"]:
-        raise Invalid(f"workshop {cmd.workshop_id} belongs to partner {known['partner_id']}")
-    data = WorkshopAttended(
-        attendance_id=cmd.attendance_id,
-        workshop_id=cmd.workshop_id,
-        theme=cmd.theme,
-        venue_id=cmd.venue_id,
-        person_ref=_ref(cmd.client_reference, key),
-        partner_id=cmd.partner_id,
-        **_territory(cmd.departement, cmd.qpv, cmd.rural),
-    )
-    return await _record(store, cmd.attendance_id, data, cmd.attended_at, {"facilitator_id": facilitator_id})
-
-
-def _checkin_data(doc: dict[str, Any], item: CheckIn, key: bytes) -> tuple[str, WorkshopAttended, datetime, dict]:
-    """Resolves one check-in against its session (pure given the workshop document); raises Invalid."""
-    ref = _ref(item.client_reference, key)
-    registration_id = item.registration_id
-    regs = doc.get("registrations", {})
-    if registration_id is not None:
-        reg = regs.get(registration_id)
-        if reg is None or reg["status"] == domain.CANCELLED:
-            raise Invalid(f"no active registration {registration_id} for this session")
-        if ref and reg["person_ref"] and reg["person_ref"] != ref:
-            raise Invalid(f"registration {registration_id} is another person's")
-        ref = ref or reg["person_ref"]
-    elif ref:
-        registration_id = _seats(doc).holder(ref)
-    starts_at = doc["starts_at"]
-    attended_at = item.attended_at or starts_at
-    if starts_at > datetime.now(UTC) + timedelta(minutes=30):
-        raise Invalid("the session has not started yet")
-    if not starts_at - timedelta(hours=12) <= attended_at <= starts_at + timedelta(hours=12):
-        raise Invalid("attended_at is not the day of the session")
-    try:
-        attendance_id = domain.attendance_key(doc["_id"], ref, registration_id, item.seat)
-    except RuleBroken as exc:
-        raise Invalid(str(exc)) from None
-    data = WorkshopAttended(
-        attendance_id=attendance_id,
-        workshop_id=doc["_id"],
-        theme=doc["theme"],
-        venue_id=doc["venue_id"],
-        person_ref=ref,
-        partner_id=doc.get("partner_id"),
-        commitment=doc["commitment"],
-        **{k: doc[k] for k in ("departement", "region", "qpv", "rural", "timezone")},
-    )
-    extra = {"facilitator_id": doc.get("facilitator_id"), "registration_id": registration_id, "seat": item.seat}
-    return attendance_id, data, attended_at, extra
-
-
-async def check_in(workshop_id: str, item: CheckIn, store: Store, principal: Principal, key: bytes) -> Result:
-    doc = await _workshop(store, workshop_id, principal)
-    if doc["status"] != "scheduled":
-        raise Conflict(f"workshop {workshop_id} is {doc['status']}")
-    attendance_id, data, attended_at, extra = _checkin_data(doc, item, key)
-    return await _record(store, attendance_id, data, attended_at, extra)
-
-
-async def check_in_sheet(workshop_id: str, text: str, store: Store, principal: Principal, key: bytes) -> dict:
-    """Records every good row of an attendance sheet once; reports each row (recorded, duplicate, rejected)."""
-    doc = await _workshop(store, workshop_id, principal)
-    if doc["status"] != "scheduled":
-        raise Conflict(f"workshop {workshop_id} is {doc['status']}")
-    rows, error = domain.parse_sheet(text)
-    if error:
-        raise Invalid(error)
-    report: list[dict[str, Any]] = []
-    counts = {"recorded": 0, "duplicate": 0, "rejected": 0}
-    all_published = True
-    seen: dict[str, int] = {}
-    for row in rows:
-        entry: dict[str, Any] = {"line": row.line, "seat": row.seat}
-        try:
-            if row.error:
-                raise Invalid(row.error)
-            try:
-                item = CheckIn(
-                    seat=row.seat,
-                    registration_id=row.registration_id,
-                    client_reference=row.client_reference,
-                    attended_at=row.attended_at,
-                )
-            except ValidationError as exc:
-                reasons = (f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-                raise Invalid("; ".join(reasons)) from None
-            attendance_id, data, attended_at, extra = _checkin_data(doc, item, key)
-            if attendance_id in seen:
-                raise Invalid(f"the same attendee is already on line {seen[attendance_id]}")
-            seen[attendance_id] = row.line
-            status, stored, published = await _record(store, attendance_id, data, attended_at, extra)
-            all_published &= published
-            status = "recorded" if status == "accepted" else "duplicate"
-            entry |= {"status": status, "attendance_id": attendance_id, "event_id": stored["event_id"]}
-        except (Invalid, Conflict) as exc:
-            status = "rejected"
-            entry |= {"status": status, "reason": str(exc)}
-        counts[status] += 1
-        report.append(entry)
-    return {
-        "workshop_id": workshop_id,
-        "rows": report,
-        "duplicates": counts.pop("duplicate"),
-        **counts,
-        "published": all_published,
-    }
-
-
-async def _retract(
-    outbox: Outbox, store: Store, record_id: str, reason: str, event: Envelope
-) -> tuple[str, dict[str, Any], bool]:
-    updated = await outbox.collection.find_one_and_update(
-        {"_id": record_id, "retracted": False},
-        outbox_append([event], {"retracted": True, "retraction_reason": reason, "retracted_at": event.time}),
-        return_document=True,
-    )
-    if updated is None:  # retracted meanwhile
-        updated = await outbox.collection.find_one({"_id": record_id})
-        return "duplicate", updated or {}, await store.flush(outbox, record_id)
-    return "retracted", updated, await store.flush(outbox, record_id)
-
-
-async def retract_attendance(attendance_id: str, reason: str, store: Store, principal: Principal) -> Result:
-    existing = await _get(store.attendances, attendance_id, "attendance")
-    _require(principal, existing.get("partner_id"), existing.get("facilitator_id"), f"attendance {attendance_id}")
-    if existing.get("retracted"):
-        return "duplicate", existing, await store.flush(store.attendances, attendance_id)
-    data = AttendanceRetracted(
-        retracted_event_id=uuid.UUID(existing["event_id"]),
-        attendance_id=attendance_id,
-        person_ref=existing.get("person_ref"),
-        reason=reason,
-    )
-    event = _event(data, "retracted", attendance_id, datetime.now(UTC), subject=existing.get("workshop_id"))
-    return await _retract(store.attendances, store, attendance_id, reason, event)
-
-
-# --- one-to-one accompaniments ----------------------------------------------------------------------
-
-
-async def record_accompaniment(cmd: AccompanimentCreate, store: Store, principal: Principal, key: bytes) -> Result:
-    _require(principal, cmd.partner_id, cmd.adviser_id, "this accompaniment (name your own partner or yourself)")
-    if cmd.adviser_id:
-        adviser = await store.facilitators.collection.find_one({"_id": cmd.adviser_id})
-        if adviser is None or adviser["kind"] != "adviser":
-            raise Invalid(f"no digital adviser {cmd.adviser_id}")
-    if cmd.venue_id:
-        venue = await store.venues.collection.find_one({"_id": cmd.venue_id})
-        if venue is None:
-            raise Invalid(f"no venue {cmd.venue_id}")
-        if cmd.channel == "france_services" and venue["kind"] != "france_services":
-            raise Invalid(f"venue {cmd.venue_id} is not an Espace France Services")
-        territory = {k: venue[k] for k in ("departement", "region", "qpv", "rural", "timezone")}
-    else:
-        assert cmd.departement is not None
-        territory = _territory(cmd.departement, cmd.qpv, cmd.rural)
-    data = AccompanimentCompleted(
-        accompaniment_id=cmd.accompaniment_id,
-        person_ref=_ref(cmd.client_reference, key),
-        channel=Channel(cmd.channel),
-        commitment=cmd.commitment,
-        partner_id=cmd.partner_id,
-        need=cmd.need,
-        duration_minutes=cmd.duration_minutes,
-        venue_id=cmd.venue_id,
-        adviser_id=cmd.adviser_id,
-        **territory,
-    )
-    event = _event(data, "accompaniment.completed", cmd.accompaniment_id, cmd.completed_at)
-    fields = data.model_dump(mode="json") | {"event_id": str(event.id)}
-    doc = {
-        "_id": cmd.accompaniment_id,
-        **fields,
-        "completed_at": cmd.completed_at,
-        "retracted": False,
-        "recorded_at": datetime.now(UTC),
-    }
-    status, stored, published = await _create(store, store.accompaniments, doc, [event], list(fields))
-    return ("accepted" if status == "created" else status), stored, published
-
-
-async def retract_accompaniment(accompaniment_id: str, reason: str, store: Store, principal: Principal) -> Result:
-    existing = await _get(store.accompaniments, accompaniment_id, "accompaniment")
-    _require(principal, existing.get("partner_id"), existing.get("adviser_id"), f"accompaniment {accompaniment_id}")
-    if existing.get("retracted"):
-        return "duplicate", existing, await store.flush(store.accompaniments, accompaniment_id)
-    data = AccompanimentRetracted(
-        retracted_event_id=uuid.UUID(existing["event_id"]),
-        accompaniment_id=accompaniment_id,
-        person_ref=existing.get("person_ref"),
-        reason=reason,
-    )
-    event = _event(data, "accompaniment.retracted", accompaniment_id, datetime.now(UTC))
-    return await _retract(store.accompaniments, store, accompaniment_id, reason, event)
+async def cancel_registration(store: Store, who: Principal, workshop_id: str, registration_id: str) -> Result:
+    """Cancels one registration; a freed seat goes to the first on the waiting list (`Result.promoted`)."""
+    promoted: list[str | None] = [None]
+    decide = decide_cancel_registration(who, workshop_id, registration_id, promoted)
+    version, changed = await store.workshops.change(workshop_id, decide, what="workshop")
+    outcome: Outcome = "changed" if changed else "duplicate"
+    return Result(outcome, registration_id, version.head(), promoted=promoted[0] if changed else None)
