@@ -3,7 +3,7 @@
 Each state change of an aggregate (a workshop, a partnership, a terminal …) inserts one document into
 `<kind>_versions` whose `_id` is the aggregate id and the zero-padded version number; the document holds the
 whole new state and the events the change produces. Two writers that read version N both try to insert N+1:
-the database accepts one, the other re-reads and decides again (bounded, then `Busy`). Nothing is ever updated
+the database accepts one, the other re-reads and decides again (for a few seconds, then `Busy`). Nothing is ever updated
 in place, so the guarantee rests only on unique inserts, which FerretDB 1.x keeps under concurrency.
 
 The latest version is read by exact `_id` look-ups (the only query FerretDB's SQLite backend answers from an
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -30,9 +31,9 @@ from shared.errors import Busy, NotFound, Unavailable
 from shared.events import Envelope
 from shared.outbox import NOTES, Outbox, events_of
 
-__all__ = ["Version", "Change", "Aggregates", "version_id", "ATTEMPTS", "HEAD_FIELDS"]
+__all__ = ["Version", "Change", "Aggregates", "version_id", "PATIENCE_S", "HEAD_FIELDS"]
 
-ATTEMPTS = 25  # inserts tried for one change before answering Busy (409)
+PATIENCE_S = 10.0  # how long one change keeps losing races before it answers Busy (409)
 CACHE_SIZE = 20_000
 HEAD_FIELDS = ("_id", "version", "updated_at")  # what a head adds to the state
 
@@ -122,6 +123,14 @@ class Aggregates:
         doc = await self.docs.get(self.versions, version_id(aggregate_id, number))
         return self._from_doc(doc) if doc is not None else None
 
+    async def _follow(self, aggregate_id: str, known: Version | None) -> Version | None:
+        """The latest version at or after `known` (probing the next numbers by `_id`)."""
+        number = known.number if known else 0
+        newest = known
+        while (nxt := await self._version(aggregate_id, number + 1)) is not None:
+            newest, number = nxt, number + 1
+        return newest
+
     async def get(self, aggregate_id: str) -> Version | None:
         """The latest version, or None if the aggregate was never created."""
         current = self._cache.get(aggregate_id)
@@ -131,10 +140,7 @@ class Aggregates:
             if head is not None:
                 state = _clean_state(head)
                 current = Version(aggregate_id, head["version"], state, head["updated_at"])
-        number = current.number if current else 0
-        newest = current
-        while (nxt := await self._version(aggregate_id, number + 1)) is not None:
-            newest, number = nxt, number + 1
+        newest = await self._follow(aggregate_id, current)
         if newest is None:
             return None
         if from_head and newest is not current:
@@ -189,11 +195,7 @@ class Aggregates:
             "events": [e.model_dump(mode="json") for e in version.events],
             "at": at,
         }
-        try:
-            await self.docs.insert(self.versions, doc)
-        except DuplicateKey:
-            self._cache.pop(aggregate_id, None)
-            raise
+        await self.docs.insert(self.versions, doc)
         await self.docs.put(self.kind, version.head())
         self._remember(version)
         return version
@@ -210,25 +212,29 @@ class Aggregates:
         decide: Callable[[Version], Change | None],
         *,
         what: str,
-        attempts: int = ATTEMPTS,
+        patience_s: float = PATIENCE_S,
     ) -> tuple[Version, bool]:
         """Read the latest version, let `decide` (pure; raises a Refusal to refuse) say what to store, and
         insert it as the next version; on a lost race, read again and decide again. Returns (the version now
         current, whether this call wrote it). `decide` returning None means there is nothing to change."""
         async with self._locks.hold(aggregate_id):
-            for attempt in range(attempts):
-                current = await self.require(aggregate_id, what)
+            current = await self.require(aggregate_id, what)
+            deadline = time.monotonic() + patience_s
+            while True:
                 change = decide(current)
                 if change is None:
                     return current, False
                 try:
                     version = await self._insert(aggregate_id, current.number + 1, change, self.outbox.clock())
+                    break
                 except DuplicateKey:
-                    await asyncio.sleep(random.uniform(0, 0.002 * (attempt + 1)))
-                    continue
-                break
-            else:
-                raise Busy(f"{what} {aggregate_id} is changing too fast; nothing was written, try again")
+                    lost = True
+                if lost and time.monotonic() > deadline:
+                    raise Busy(f"{what} {aggregate_id} is changing too fast; nothing was written, try again")
+                # Lost the race to another instance: catch up with its versions and decide again. A short random
+                # pause lets a burst of the other instance's writers through instead of racing it.
+                await asyncio.sleep(random.uniform(0, 0.01))
+                current = await self._follow(aggregate_id, current) or current
         await self.publish([version])
         return version, True
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import functools
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol
@@ -213,6 +214,10 @@ def _sort_key(value: Any) -> tuple[int, Any]:
     return (5, str(value))
 
 
+def _field_key(name: str, doc: Mapping[str, Any]) -> tuple[int, Any]:
+    return _sort_key(doc.get(name))
+
+
 class MemoryDocuments:
     """The port in memory: same promises (unique `_id` and unique fields on insert), no server."""
 
@@ -272,8 +277,8 @@ class MemoryDocuments:
     ) -> list[dict[str, Any]]:
         await asyncio.sleep(0)
         docs = [d for d in self._coll(collection).values() if matches(d, query or {})]
-        for field, direction in reversed(list(sort)):
-            docs.sort(key=lambda d, f=field: _sort_key(d.get(f)), reverse=direction < 0)
+        for name, direction in reversed(list(sort)):
+            docs.sort(key=functools.partial(_field_key, name), reverse=direction < 0)
         docs = docs[skip:]
         if limit:
             docs = docs[:limit]

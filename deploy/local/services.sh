@@ -44,14 +44,61 @@ up() {
 }
 
 # Demo data through the services' own handlers (idempotent: a second run adds nothing), then gentle counter
-# traffic through the detection service so the dashboard moves (make run).
+# traffic through the detection service so the dashboard moves (make run). A loader that fails (non-zero exit
+# or a traceback in its log) makes this exit 1 with the tail of its log: the dashboard would show wrong numbers.
+declare -A DEMO_PIDS=() DEMO_LOG_START=()
+
+start_loader() {  # NAME MODULE: in the background, pid recorded (make stop stops it), exit status kept
+  local name="$1" module="$2" log="$LOG_DIR/$1.log"
+  mkdir -p "$LOG_DIR" "$PID_DIR"
+  echo "=== $(date '+%Y-%m-%d %H:%M:%S') starting $name: python -m $module" >>"$log"
+  DEMO_LOG_START[$name]=$(stat -c %s "$log")
+  (cd "$ROOT" && exec "$PY" -m "$module") >>"$log" 2>&1 </dev/null &
+  DEMO_PIDS[$name]=$!
+  echo "$!" >"$(_pid_file "$name")"
+}
+
+loader_failed() {  # NAME STATUS: 0 (true) when the loader failed
+  local name="$1" status="$2" log="$LOG_DIR/$1.log"
+  ((status != 0)) && return 0
+  tail -c +"$((DEMO_LOG_START[$name] + 1))" "$log" | grep -q '^Traceback' && return 0
+  return 1
+}
+
 demo() {
-  (cd "$ROOT" && "$PY" -m services.detection.demo)
-  if [[ -f "$ROOT/services/partners/demo.py" ]]; then
-    (cd "$ROOT" && proc_start demo-partners "$LOG_DIR/demo-partners.log" "$PY" -m services.partners.demo)
+  local name status failed=()
+  start_loader demo-detection services.detection.demo
+  wait "${DEMO_PIDS[demo-detection]}" && status=0 || status=$?
+  if loader_failed demo-detection "$status"; then
+    _show_log_tail "$LOG_DIR/demo-detection.log"
+    die "the detection demo loader failed (exit $status); see $LOG_DIR/demo-detection.log"
   fi
-  (cd "$ROOT" && proc_start demo-workshops "$LOG_DIR/demo-workshops.log" "$PY" -m services.workshops.demo)
-  echo "demo partners and workshops loading in the background (logs: $LOG_DIR/demo-*.log)"
+  tail -n 3 "$LOG_DIR/demo-detection.log"
+  start_loader demo-partners services.partners.demo
+  start_loader demo-workshops services.workshops.demo
+  local started=$SECONDS next=$((SECONDS + 15))
+  while :; do
+    local running=()
+    for name in demo-partners demo-workshops; do
+      kill -0 "${DEMO_PIDS[$name]}" 2>/dev/null && running+=("$name")
+    done
+    ((${#running[@]})) || break
+    if ((SECONDS >= next)); then
+      echo "loading demo data ($((SECONDS - started)) s): ${running[*]} still running (logs: $LOG_DIR/demo-*.log)"
+      next=$((SECONDS + 15))
+    fi
+    sleep 1
+  done
+  for name in demo-partners demo-workshops; do
+    wait "${DEMO_PIDS[$name]}" && status=0 || status=$?
+    rm -f "$(_pid_file "$name")"
+    if loader_failed "$name" "$status"; then
+      _show_log_tail "$LOG_DIR/$name.log"
+      failed+=("$name (exit $status)")
+    fi
+  done
+  ((${#failed[@]} == 0)) || die "demo loaders failed: ${failed[*]}; the dashboard would miss their figures (logs: $LOG_DIR/)"
+  echo "demo data loaded in $((SECONDS - started)) s (logs: $LOG_DIR/demo-*.log)"
   simulate
 }
 
@@ -63,6 +110,7 @@ simulate() {
 
 down() {
   proc_stop simulator
+  proc_stop demo-detection
   proc_stop demo-partners
   proc_stop demo-workshops
   for name in "${SERVICES[@]}"; do proc_stop "svc-$name"; done

@@ -13,6 +13,7 @@ inserted. Nothing accepted is lost; a republished event keeps its id and consume
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 import uuid
@@ -84,6 +85,10 @@ def pending_events(doc: dict[str, Any]) -> list[Envelope]:
     return [decode(line) for line in lines]
 
 
+def _replace(state: dict[str, Any], _: Any) -> Change:
+    return Change(state)
+
+
 class Store:
     def __init__(self, db: AsyncDatabase | DocumentStore, cache_ttl: float = 5.0) -> None:
         self.docs: DocumentStore = MongoDocuments(db) if isinstance(db, AsyncDatabase) else db
@@ -139,7 +144,7 @@ class Store:
             if {k: old.get(k) for k in state} == state:
                 unchanged += 1
                 continue
-            await self.offices.change(oid, lambda v, state=state: Change(state), what="office")
+            await self.offices.change(oid, functools.partial(_replace, state), what="office")
             self._offices.drop(oid)
             replaced += 1
         return {"created": len(new), "replaced": replaced, "unchanged": unchanged}

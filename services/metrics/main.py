@@ -16,6 +16,7 @@ from services.metrics.goals import load_goal_file
 from services.metrics.runtime import Runtime
 from services.metrics.settings import MetricsSettings
 from shared.kafka import ensure_topics
+from shared.layout import ensure_layout
 from shared.logs import configure_logging
 from shared.mongo import mongo_client, ping
 from shared.web import create_app
@@ -38,6 +39,7 @@ def build_app(settings: MetricsSettings | None = None) -> FastAPI:
         await asyncio.to_thread(ensure_topics, settings.kafka_bootstrap_servers)
         mongo = mongo_client(settings.mongodb_uri, app_name="metrics")
         runtime = Runtime(settings, worker, load_goal_file(settings.goals_file), mongo)
+        await ensure_layout(runtime.docs, "metrics")
         await runtime.load_saved_goals()
         holder["rt"] = app.state.runtime = runtime
         async with faust_app_running(worker.app):

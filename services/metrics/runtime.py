@@ -11,6 +11,9 @@ from pymongo import AsyncMongoClient
 from services.metrics.agents import MetricsWorker
 from services.metrics.goals import Goal, GoalBook
 from services.metrics.settings import MetricsSettings
+from shared.aggregates import Aggregates, Change
+from shared.docstore import DuplicateKey, MongoDocuments
+from shared.outbox import Outbox
 
 __all__ = ["Runtime"]
 
@@ -31,18 +34,23 @@ class Runtime:
             await asyncio.wait_for(self._changed.wait(), seconds)
         self._changed.clear()
 
-    @property
-    def _goal_collection(self):  # type: ignore[no-untyped-def]
-        return self.mongo[self.settings.mongodb_database]["goals"]
+    def __post_init__(self) -> None:
+        docs = MongoDocuments(self.mongo[self.settings.mongodb_database])
+        # Each change of a goal is a version (who may audit it later); goals produce no events.
+        self._saved = Aggregates(docs, "goals", Outbox(docs, None))
+        self.docs = docs
 
     async def load_saved_goals(self) -> None:
         """Goals changed through the API outlive restarts; they override the file's."""
-        async for doc in self._goal_collection.find({}):
-            doc.pop("_id", None)
-            self.goals.put(Goal(**doc))
+        for head in await self._saved.find({}):
+            self.goals.put(Goal(**{k: head[k] for k in Goal.model_fields if k in head}))
 
     async def save_goal(self, goal: Goal) -> None:
         key = f"{goal.indicator}|{goal.year}|{goal.territory or ''}"
-        await self._goal_collection.replace_one({"_id": key}, {"_id": key, **goal.model_dump()}, upsert=True)
+        state = goal.model_dump()
+        try:
+            await self._saved.create(key, Change(state))
+        except DuplicateKey:
+            await self._saved.change(key, lambda v: None if v.state == state else Change(state), what="goal")
         self.goals.put(goal)
         self.notify()
