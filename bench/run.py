@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-SUITES = ("bench.detection", "bench.metrics")
+SUITES = ("bench.detection", "bench.writes", "bench.metrics")
 
 
 def main() -> int:

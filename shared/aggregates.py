@@ -1,17 +1,20 @@
 """Aggregates as series of immutable versions: winning the insert of version N+1 is the compare-and-set.
 
 Each state change of an aggregate (a workshop, a partnership, a terminal …) inserts one document into
-`<kind>_versions` whose `_id` is the aggregate id and the zero-padded version number; the document holds the
-whole new state and the events the change produces. Two writers that read version N both try to insert N+1:
-the database accepts one, the other re-reads and decides again (for a few seconds, then `Busy`). Nothing is ever updated
-in place, so the guarantee rests only on unique inserts, which FerretDB 1.x keeps under concurrency.
+`<kind>_versions` whose `_id` is the aggregate id and the zero-padded version number; the document holds the whole
+new state and the events the change produces. Two writers that read version N both try to insert N+1: the database
+accepts one, the other re-reads and decides again (for a few seconds, then `Busy`). Nothing is ever updated in
+place, so the guarantee rests only on unique inserts, which FerretDB 1.x keeps under concurrency, and the unique
+`_id` index makes a lost insert cheap.
 
-The latest version is read by exact `_id` look-ups (the only query FerretDB's SQLite backend answers from an
-index): start from a hint (this process's cache, else the head document), then probe N+1, N+2 … until one is
-missing. The head document (`<kind>`, one per aggregate) is a copy of the latest state written after each
-change for lists and filters; it may lag behind after a crash or a race between instances, never ahead, and
-every read or relay pass that sees it behind mends it. One in-process lock per aggregate spares local writers
-from losing races to each other; it is an optimisation, never what makes a change correct.
+The latest version is read by exact `_id` look-ups (the one filter FerretDB's SQLite backend pushes down to SQL; see
+docs/storage.md for what each query shape costs): start from a hint (this process's cache, else the head document),
+then probe N+1, N+2 … until one is missing. A change skips the probe when the cache has the aggregate: if the cache
+is stale, the insert of N+1 fails and the change reads on from there. The head document (`<kind>`, one per
+aggregate) is a copy of the latest state written after each change for lists and filters; it may lag behind after a
+crash or a race between instances, never ahead, and every read or relay pass that sees it behind mends it. One
+in-process lock per aggregate spares local writers from losing races to each other; it is an optimisation, never what
+makes a change correct.
 """
 
 from __future__ import annotations
@@ -27,9 +30,9 @@ from datetime import datetime
 from typing import Any
 
 from shared.docstore import DocumentStore, DuplicateKey, Sort
-from shared.errors import Busy, NotFound, Unavailable
+from shared.errors import Busy, NotFound, Refusal, Unavailable
 from shared.events import Envelope
-from shared.outbox import NOTES, Outbox, events_of
+from shared.outbox import Outbox, events_of
 
 __all__ = ["Version", "Change", "Aggregates", "version_id", "PATIENCE_S", "HEAD_FIELDS"]
 
@@ -51,6 +54,7 @@ class Version:
     state: dict[str, Any]
     at: datetime
     events: tuple[Envelope, ...] = ()
+    note: str | None = field(default=None, compare=False)  # the outbox note of the writer that stored it
 
     @property
     def id(self) -> str:
@@ -184,9 +188,12 @@ class Aggregates:
 
     async def _insert(self, aggregate_id: str, number: int, change: Change, at: datetime) -> Version:
         version = Version(aggregate_id, number, _clean_state(change.state), at, tuple(change.events))
-        noted_at = await self.outbox.note(self.kind, [version.id]) if version.events else None
-        if noted_at is not None and not self.outbox.fresh(noted_at):
-            raise Unavailable("the database is too slow to take this change now; nothing was written")
+        notes: list[str] = []
+        if version.events:
+            notes, noted_at = await self.outbox.note(self.kind, [version.id])
+            if not self.outbox.fresh(noted_at):
+                await self.outbox.forget(notes)
+                raise Unavailable("the database is too slow to take this change now; nothing was written")
         doc = {
             "_id": version.id,
             "a": aggregate_id,
@@ -195,10 +202,15 @@ class Aggregates:
             "events": [e.model_dump(mode="json") for e in version.events],
             "at": at,
         }
-        await self.docs.insert(self.versions, doc)
+        try:
+            await self.docs.insert(self.versions, doc)
+        except DuplicateKey:
+            await self.outbox.forget(notes)  # our own note: the winner's version has a note of its own
+            raise
         await self.docs.put(self.kind, version.head())
-        self._remember(version)
-        return version
+        stored = Version(aggregate_id, number, version.state, at, version.events, notes[0] if notes else None)
+        self._remember(stored)
+        return stored
 
     async def create(self, aggregate_id: str, change: Change) -> Version:
         """Insert version 1; raises DuplicateKey if the aggregate exists already (its latest is then in `get`)."""
@@ -218,23 +230,40 @@ class Aggregates:
         insert it as the next version; on a lost race, read again and decide again. Returns (the version now
         current, whether this call wrote it). `decide` returning None means there is nothing to change."""
         async with self._locks.hold(aggregate_id):
-            current = await self.require(aggregate_id, what)
+            # From this process's cache when it has the aggregate, without reading: a stale state cannot win
+            # the insert of its next number. Only a refusal or a no-op decided on it is checked against the
+            # latest version before it is answered.
+            cached = self._cache.get(aggregate_id)
+            current = cached or await self.require(aggregate_id, what)
+            verified = cached is None
             deadline = time.monotonic() + patience_s
             while True:
-                change = decide(current)
+                try:
+                    change = decide(current)
+                except Refusal:
+                    if verified:
+                        raise
+                    current, verified = await self._follow(aggregate_id, current) or current, True
+                    continue
                 if change is None:
-                    return current, False
+                    if verified:
+                        return current, False
+                    latest = await self._follow(aggregate_id, current) or current
+                    if latest.number == current.number:
+                        return current, False
+                    current, verified = latest, True
+                    continue
                 try:
                     version = await self._insert(aggregate_id, current.number + 1, change, self.outbox.clock())
                     break
                 except DuplicateKey:
-                    lost = True
-                if lost and time.monotonic() > deadline:
+                    pass
+                if time.monotonic() > deadline:
                     raise Busy(f"{what} {aggregate_id} is changing too fast; nothing was written, try again")
                 # Lost the race to another instance: catch up with its versions and decide again. A short random
                 # pause lets a burst of the other instance's writers through instead of racing it.
                 await asyncio.sleep(random.uniform(0, 0.01))
-                current = await self._follow(aggregate_id, current) or current
+                current, verified = await self._follow(aggregate_id, current) or current, True
         await self.publish([version])
         return version, True
 
@@ -244,8 +273,7 @@ class Aggregates:
         at = self.outbox.clock()
         versions = [Version(a, 1, _clean_state(c.state), at, tuple(c.events)) for a, c in changes]
         with_events = [v.id for v in versions if v.events]
-        if with_events:
-            await self.outbox.note(self.kind, with_events)
+        notes = dict(zip(with_events, (await self.outbox.note(self.kind, with_events))[0], strict=True))
         docs = [
             {
                 "_id": v.id,
@@ -258,12 +286,18 @@ class Aggregates:
             for v in versions
         ]
         taken = await self.docs.insert_many(self.versions, docs)
-        new = [v for i, v in enumerate(versions) if i not in taken]
+        await self.outbox.forget([notes[v.id] for i, v in enumerate(versions) if i in taken and v.id in notes])
+        new = [
+            Version(v.aggregate_id, 1, v.state, at, v.events, notes.get(v.id))
+            for i, v in enumerate(versions)
+            if i not in taken
+        ]
         await self.docs.insert_many(self.kind, [v.head() for v in new])
         for v in new:
             self._remember(v)
         await self.publish(new)
-        return [None if i in taken else v for i, v in enumerate(versions)]
+        by_id = {v.id: v for v in new}
+        return [by_id.get(v.id) for v in versions]
 
     async def publish(self, versions: Sequence[Version]) -> bool:
         """Publish the events of versions just written (unless this store defers to the relay); True if Kafka
@@ -273,16 +307,20 @@ class Aggregates:
             return True
         if not self.publish_now:
             return False
-        return await self.outbox.publish([v.id for v in noted], [e for v in noted for e in v.events])
+        return await self.outbox.publish([v.note for v in noted if v.note], [e for v in noted for e in v.events])
 
     async def published(self, version: Version) -> bool:
-        """Whether this version's events are known to be on Kafka (its note is gone)."""
+        """Whether this version's events are known to be on Kafka (no note of it is left)."""
         if not version.events:
             return True
-        return await self.docs.get(NOTES, version.id) is None
+        return not await self.outbox.notes_of(version.id)
 
     async def republish(self, version: Version) -> bool:
-        """A retried command found its change already stored: make sure that change's events went out."""
-        if not version.events or await self.published(version):
+        """A retried command found its change already stored: make sure that change's events went out (its
+        writer may have died before publishing)."""
+        if not version.events:
             return True
-        return await self.publish([version])
+        notes = await self.outbox.notes_of(version.id)
+        if not notes:
+            return True
+        return await self.outbox.publish(notes, version.events)

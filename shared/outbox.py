@@ -1,22 +1,24 @@
 """Transactional outbox on unique inserts only: the events of a change live inside its immutable version.
 
-A writer notes the version id in the database's `outbox` collection *before* inserting the version (both are
-inserts: nothing can be overwritten by a concurrent writer), publishes the version's events once the insert
-is acknowledged, then deletes the note. The relay publishes the events of every note older than a grace period:
-after a crash, a Kafka outage or a lost delete. A note whose version never appeared (the writer died between
-its two inserts) is forgotten once it is older than `ORPHAN_AFTER`; writers give up before inserting a version
-whose note is that old. A republished event keeps its id: consumers absorb it.
+A writer inserts a note of its own (`<version id>~<nonce>`) into the database's `outbox` collection *before*
+inserting the version (both are inserts: nothing can be overwritten by a concurrent writer), publishes the version's
+events once the insert is acknowledged, then deletes its note. A writer that loses the race for the version deletes
+its own note at once: the note is its own, so it can never be the one the winner relies on. The relay publishes the
+events of every note older than a grace period: after a crash, a Kafka outage or a lost delete. A note whose version
+never appeared (the writer died between its two inserts) is forgotten once it is older than `ORPHAN_AFTER`; writers
+give up before inserting a version whose note is that old. A republished event keeps its id: consumers absorb it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
-from shared.docstore import DocumentStore, DuplicateKey
+from shared.docstore import DocumentStore
 from shared.events import Envelope
 from shared.kafka import Publisher, PublishError
 from shared.serde import decode_json
@@ -59,26 +61,39 @@ class Outbox:
     def register(self, series: Series) -> None:
         self.series[series.kind] = series
 
-    async def note(self, kind: str, version_ids: Sequence[str]) -> datetime:
-        """Say these versions may carry unpublished events (before inserting them); returns the note time."""
+    async def note(self, kind: str, version_ids: Sequence[str]) -> tuple[list[str], datetime]:
+        """Say these versions may carry unpublished events (before inserting them); returns this writer's own
+        note ids (one per version) and the note time."""
         at = self.clock()
-        notes = [{"_id": vid, "kind": kind, "at": at} for vid in version_ids]
+        nonce = uuid.uuid4().hex[:12]
+        notes = [
+            {"_id": f"{vid}~{nonce}", "v": vid, "a": vid.rsplit("@", 1)[0], "kind": kind, "at": at}
+            for vid in version_ids
+        ]
         if len(notes) == 1:
-            try:
-                await self.docs.insert(NOTES, notes[0])
-            except DuplicateKey:
-                pass  # a concurrent writer of the same version noted it: one note serves both
+            await self.docs.insert(NOTES, notes[0])
         elif notes:
             await self.docs.insert_many(NOTES, notes)
-        return at
+        return [str(n["_id"]) for n in notes], at
+
+    async def forget(self, note_ids: Sequence[str]) -> None:
+        """Delete notes (published, or their writer lost the race for the version)."""
+        try:
+            await self.docs.delete(NOTES, note_ids)
+        except Exception:  # noqa: BLE001 - a note left behind only means one more publish by the relay
+            log.exception("could not forget outbox notes")
+
+    async def notes_of(self, version_id: str) -> list[str]:
+        """Every note still standing for one version (the outbox is small: reading it whole is cheap)."""
+        return [n["_id"] for n in await self.docs.find(NOTES, {"v": version_id})]
 
     def fresh(self, noted_at: datetime) -> bool:
         """Whether a version noted at `noted_at` may still be inserted (its note cannot have been forgotten)."""
         return self.clock() - noted_at < ORPHAN_AFTER / 2
 
-    async def publish(self, version_ids: Sequence[str], events: Sequence[Envelope]) -> bool:
-        """Publish these versions' events and forget their notes; False if Kafka did not acknowledge in time
-        (the notes stay: the relay sends them later)."""
+    async def publish(self, note_ids: Sequence[str], events: Sequence[Envelope]) -> bool:
+        """Publish these events and forget the notes of their versions; False if Kafka did not acknowledge in
+        time (the notes stay: the relay sends them later)."""
         if events:
             if self.publisher is None:
                 return False
@@ -87,10 +102,7 @@ class Outbox:
             except PublishError as exc:
                 log.warning("publish deferred to the outbox relay", extra={"error": str(exc)})
                 return False
-        try:
-            await self.docs.delete(NOTES, version_ids)
-        except Exception:  # noqa: BLE001 - a note left behind only means one more publish by the relay
-            log.exception("could not forget published outbox notes")
+        await self.forget(note_ids)
         return True
 
     async def pending(self) -> int:
@@ -111,27 +123,28 @@ class Outbox:
                 return sent
 
     async def _relay(self, notes: list[dict[str, Any]], now: datetime) -> int:
-        events: list[Envelope] = []
+        events: dict[Any, Envelope] = {}  # by event id: two notes of one version publish it once
         done: list[str] = []
-        repairs: list[tuple[Series, str, int]] = []
+        repairs: dict[tuple[str, str], tuple[Series, int]] = {}
         for note in notes:
             series = self.series.get(note["kind"])
             if series is None:
                 log.error("outbox note of an unknown kind", extra={"id": note["_id"], "kind": note["kind"]})
                 continue
-            version = await self.docs.get(series.versions, note["_id"])
+            version = await self.docs.get(series.versions, note["v"])
             if version is None:
                 if note["at"] <= now - ORPHAN_AFTER:
                     done.append(note["_id"])  # the writer died before its insert: nothing was accepted
                 continue
-            events.extend(events_of(version))
-            repairs.append((series, version["a"], version["n"]))
+            events.update((e.id, e) for e in events_of(version))
+            key = (series.kind, version["a"])
+            repairs[key] = (series, max(version["n"], repairs.get(key, (series, 0))[1]))
             done.append(note["_id"])
-        for series, aggregate_id, number in repairs:
+        for (_, aggregate_id), (series, number) in repairs.items():
             await series.repair(aggregate_id, number)
         if not done:
             return 0
-        if not await self.publish(done, events):
+        if not await self.publish(done, list(events.values())):
             return 0
         return len(events)
 

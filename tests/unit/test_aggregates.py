@@ -165,7 +165,8 @@ async def test_relay_mends_a_head_left_behind_by_a_crash() -> None:
     await things.create("t-1", Change({"n": 0}))
     # A crash after inserting version 2 and its note, before the head and the publish.
     event = venue_event(2)
-    await docs.insert(NOTES, {"_id": version_id("t-1", 2), "kind": "things", "at": clock.now})
+    vid = version_id("t-1", 2)
+    await docs.insert(NOTES, {"_id": f"{vid}~crashed", "v": vid, "a": "t-1", "kind": "things", "at": clock.now})
     await docs.insert(
         "things_versions",
         {
@@ -189,7 +190,8 @@ async def test_a_note_without_its_version_is_forgotten_only_when_orphaned() -> N
     docs = MemoryDocuments()
     clock = Clock()
     _, outbox = store(docs, FakePublisher(), clock)
-    await docs.insert(NOTES, {"_id": version_id("t-9", 1), "kind": "things", "at": clock.now})
+    vid = version_id("t-9", 1)
+    await docs.insert(NOTES, {"_id": f"{vid}~died", "v": vid, "a": "t-9", "kind": "things", "at": clock.now})
     clock.now += timedelta(seconds=30)
     await outbox.relay_once()
     assert await docs.count(NOTES) == 1  # its writer may still insert the version
