@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 
 from shared import errors
+from shared.limits import FORM_TYPES, JSON_TYPES, RequestLimits
 
 __all__ = ["create_app", "ReadinessCheck", "REQUESTS", "LATENCY"]
 
@@ -32,11 +33,15 @@ def create_app(
     title: str,
     lifespan: Callable[[FastAPI], AbstractAsyncContextManager[Any]] | None = None,
     checks: Callable[[FastAPI], Mapping[str, ReadinessCheck]] | None = None,
+    max_body: int = 1024 * 1024,
+    media_types: Sequence[str] = JSON_TYPES + FORM_TYPES,
 ) -> FastAPI:
     """A FastAPI app with /healthz (alive), /readyz (dependencies answer), /metrics, and every
-    `shared.errors.Refusal` answered with its HTTP status."""
+    `shared.errors.Refusal` answered with its HTTP status; request bodies past `max_body` bytes get 413, other
+    media types than `media_types` 415 (see shared.limits)."""
     app = FastAPI(title=title, lifespan=lifespan)
     errors.install(app)
+    app.add_middleware(RequestLimits, max_body=max_body, media_types=media_types)
 
     @app.middleware("http")
     async def _measure(request: Request, call_next):  # type: ignore[no-untyped-def]

@@ -46,17 +46,14 @@ _BODY_SCHEMA = {
 }
 
 
-async def _json_body(request: Request, limit: int) -> Any:
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise HTTPException(413, f"a request body is at most {limit} bytes")
-    body = await request.body()
-    if len(body) > limit:
-        raise HTTPException(413, f"a request body is at most {limit} bytes")
+async def _json_body(request: Request) -> Any:
+    """The body as JSON (its size, media type and nesting were checked by shared.limits)."""
     try:
-        return json.loads(body)
+        return json.loads(await request.body())
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise HTTPException(400, f"the body is not JSON: {exc}") from None
+    except ValueError as exc:  # e.g. an integer of thousands of digits
+        raise HTTPException(400, f"the body is not acceptable JSON: {exc}") from None
 
 
 @router.post(
@@ -69,7 +66,7 @@ async def post_detections(request: Request, terminal: TerminalDep, store: StoreD
     """One detection (an object) or a backlog (`{"detections": [...]}`); each item is answered on its own:
     accepted (201/200), duplicate, or rejected with the reason. 202: accepted, published later by the relay."""
     settings = request.app.state.settings
-    doc = await _json_body(request, settings.max_body_bytes)
+    doc = await _json_body(request)
     if not isinstance(doc, dict):
         raise HTTPException(422, 'the body must be a JSON object: one detection, or {"detections": [...]}')
     single = "detections" not in doc

@@ -137,7 +137,13 @@ def build_app(settings: DetectionSettings | None = None) -> FastAPI:
             await app.state.publisher.stop()
             await mongo.close()
 
-    app = create_app("detection", title="Alliance Dynamique — detection", lifespan=lifespan, checks=standard_checks)
+    app = create_app(
+        "detection",
+        title="Alliance Dynamique — detection",
+        lifespan=lifespan,
+        checks=standard_checks,
+        max_body=settings.max_body_bytes,
+    )
     app.include_router(router)
     return app
 
