@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from pydantic import ValidationError
+from pymongo.errors import ConnectionFailure
 
 __all__ = ["Refusal", "Invalid", "NotFound", "Forbidden", "Conflict", "Busy", "Unavailable", "install"]
 
@@ -53,7 +55,22 @@ class Unavailable(Refusal):
 
 
 def install(app: FastAPI) -> None:
-    """Every `Refusal` becomes its HTTP status with `{"detail": reason}`, the shape FastAPI uses for its own."""
+    """Every `Refusal` becomes its HTTP status with `{"detail": reason}`, the shape FastAPI uses for its own; an
+    event contract that refuses what a command would publish (a date out of bounds …) is a 422 too, and a
+    database that does not answer a 503."""
+
+    @app.exception_handler(ValidationError)
+    async def _contract(request: Request, exc: ValidationError) -> JSONResponse:
+        reasons = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        return JSONResponse({"detail": f"refused by the {exc.title} contract: {reasons}"}, status_code=422)
+
+    @app.exception_handler(ConnectionFailure)
+    async def _database_away(request: Request, exc: ConnectionFailure) -> JSONResponse:
+        return JSONResponse(
+            {"detail": "the database does not answer; nothing was written, retry later"},
+            status_code=503,
+            headers={"Retry-After": "5"},
+        )
 
     @app.exception_handler(Refusal)
     async def _refused(request: Request, exc: Refusal) -> JSONResponse:

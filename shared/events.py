@@ -58,9 +58,34 @@ __all__ = [
     "HELP_TYPES",
     "RETRACTION_TYPES",
     "new_event",
+    "EARLIEST",
+    "LATEST",
+    "FactTime",
+    "FactDate",
     "model_for",
     "dataschema",
 ]
+
+# Facts happen between these bounds: a time outside them is a producer's mistake (a year 1900 or 9999), refused
+# by every producer and by every consumer (which dead-letters it) alike.
+EARLIEST = datetime(2000, 1, 1, tzinfo=ZoneInfo("UTC"))
+LATEST = datetime(2100, 1, 1, tzinfo=ZoneInfo("UTC"))
+
+
+def _plausible_time(value: datetime) -> datetime:
+    if not EARLIEST <= value < LATEST:
+        raise ValueError(f"{value.isoformat()} is outside {EARLIEST.year}-{LATEST.year - 1}")
+    return value
+
+
+def _plausible_date(value: date) -> date:
+    if not EARLIEST.date() <= value < LATEST.date():
+        raise ValueError(f"{value.isoformat()} is outside {EARLIEST.year}-{LATEST.year - 1}")
+    return value
+
+
+FactTime = Annotated[AwareDatetime, AfterValidator(_plausible_time)]
+FactDate = Annotated[date, AfterValidator(_plausible_date)]
 
 SPECVERSION: Literal["1.0"] = "1.0"
 SCHEMA_URN = "urn:alliance-dynamique:schema"
@@ -182,9 +207,9 @@ class PartnershipSigned(EventData):
     partnership_type: PartnershipType
     commitments: list[Commitment] = Field(min_length=1)
     departements: list[DepartementCode] = Field(min_length=1)
-    signed_on: date
-    starts_on: date
-    ends_on: date | None = None
+    signed_on: FactDate
+    starts_on: FactDate
+    ends_on: FactDate | None = None
 
 
 class PartnershipActivated(EventData):
@@ -193,7 +218,7 @@ class PartnershipActivated(EventData):
 
     partnership_id: str
     partner_id: str
-    activated_on: date
+    activated_on: FactDate
 
 
 class PartnershipRenewed(EventData):
@@ -202,8 +227,8 @@ class PartnershipRenewed(EventData):
 
     partnership_id: str
     partner_id: str
-    renewed_on: date
-    ends_on: date | None = None
+    renewed_on: FactDate
+    ends_on: FactDate | None = None
 
 
 class PartnershipEnded(EventData):
@@ -212,7 +237,7 @@ class PartnershipEnded(EventData):
 
     partnership_id: str
     partner_id: str
-    ended_on: date
+    ended_on: FactDate
     reason: str = Field(min_length=1, max_length=500)
 
 
@@ -224,7 +249,7 @@ class SkillsMissionPublished(EventData):
     partner_id: str
     departement: DepartementCode
     commitment: Commitment
-    published_on: date
+    published_on: FactDate
 
 
 class SkillsMissionCompleted(EventData):
@@ -237,7 +262,7 @@ class SkillsMissionCompleted(EventData):
     commitment: Commitment
     volunteers: int = Field(ge=1)
     hours: float = Field(gt=0)
-    completed_on: date
+    completed_on: FactDate
 
 
 # --- detection context ------------------------------------------------------------------------------
@@ -276,7 +301,7 @@ class WorkshopScheduled(Territory, EventData):
     venue_id: str
     partner_id: str | None = None
     facilitator_id: str | None = None
-    starts_at: AwareDatetime
+    starts_at: FactTime
     capacity: int = Field(ge=1)
     commitment: Commitment = Commitment.DIGITAL_INCLUSION
 
@@ -338,7 +363,7 @@ class AdviserDeployed(EventData):
 
     adviser_id: str
     departement: DepartementCode
-    deployed_on: date
+    deployed_on: FactDate
 
 
 class VenueOpened(Territory, EventData):
@@ -348,7 +373,7 @@ class VenueOpened(Territory, EventData):
     venue_id: str
     kind: Literal["post_office_room", "partner_premises", "france_services"]
     newly_equipped: bool = False
-    opened_on: date
+    opened_on: FactDate
 
 
 EVENT_TYPES: dict[str, type[EventData]] = {
@@ -388,7 +413,7 @@ class Envelope(BaseModel):
     id: uuid.UUID
     type: str
     source: str = Field(min_length=1, description="the producing service, e.g. /services/workshops")
-    time: AwareDatetime
+    time: FactTime
     subject: str | None = None
     datacontenttype: Literal["application/json"] = "application/json"
     dataschema: str

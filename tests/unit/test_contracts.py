@@ -110,3 +110,21 @@ def test_anonymous_help_is_keyed_by_its_own_id_and_its_retraction_follows() -> N
     anon = samples.attended(None)
     assert anon.key == f"anon:{anon.id}"
     assert samples.retraction(anon).key == anon.key
+
+
+@pytest.mark.parametrize("when", ["1999-12-31T23:59:59+00:00", "9999-12-31T23:30:00+00:00", "2100-01-01T00:00:00Z"])
+def test_fact_times_outside_the_plausible_years_are_refused(when: str) -> None:
+    """A year-9999 attendance must never reach the counters: the same contract refuses it on both sides."""
+    event = next(e for e in samples.every_event_type() if e.type == "workshop.attended")
+    doc = json.loads(encode(event))
+    doc["time"] = when
+    with pytest.raises(InvalidEvent, match="outside 2000-2099"):
+        decode(json.dumps(doc).encode())
+
+
+def test_fact_dates_outside_the_plausible_years_are_refused() -> None:
+    event = next(e for e in samples.every_event_type() if e.type == "partnership.signed")
+    doc = json.loads(encode(event))
+    doc["data"]["signed_on"] = "0001-01-01"
+    with pytest.raises(InvalidEvent, match="outside 2000-2099"):
+        decode(json.dumps(doc).encode())
