@@ -61,38 +61,58 @@ async def _fill(client: AsyncMongoClient, size: int) -> None:
         await db["things"].insert_many(heads, ordered=False)
 
 
+async def _shapes(client: AsyncMongoClient, size: int, samples: int) -> tuple[float, list[tuple[str, float]]]:
+    """Median latency of each query shape over `size` aggregates, and of find_one by `_id` (the baseline)."""
+    coll = client[DB]["things_versions"]
+    docs = MongoDocuments(client[DB])
+
+    def key(i: int) -> str:
+        return f"thing-{(i * 7919) % size:07d}"
+
+    def by_id(i: int) -> Awaitable[object]:
+        return coll.find_one({"_id": version_id(key(i), 4)})
+
+    def by_in(i: int) -> Awaitable[object]:
+        return coll.find_one({"_id": {"$in": [version_id(key(i), 4)]}})
+
+    def by_id_and_field(i: int) -> Awaitable[object]:
+        return coll.find_one({"_id": version_id(key(i), 4), "a": key(i)})
+
+    def by_range(i: int) -> Awaitable[object]:
+        return coll.find_one({"a": key(i)}, sort=[("n", -1)])
+
+    def series() -> Aggregates:
+        return Aggregates(docs, "things", Outbox(docs, None))
+
+    behind, warm = series(), series()
+
+    def cold_get(i: int) -> Awaitable[object]:
+        return series().get(key(i))
+
+    base = await _median_ms(by_id, samples)
+    scans = max(5, samples // 20)
+    figures = [
+        ("find_one {_id: {$in: [id]}}", await _median_ms(by_in, scans)),
+        ("find_one {_id: id, a: aggregate}", await _median_ms(by_id_and_field, scans)),
+        ("latest by range: {a: x}, sort n desc, limit 1", await _median_ms(by_range, scans)),
+        ("Aggregates.get, head 3 behind (mends it)", await _median_ms(lambda i: behind.get(key(i)), samples)),
+        ("Aggregates.get, cold cache (head hint)", await _median_ms(cold_get, samples)),
+    ]
+    for i in range(samples):
+        await warm.get(key(i))
+    figures.append(("Aggregates.get, warm cache (one probe)", await _median_ms(lambda i: warm.get(key(i)), samples)))
+    return base, figures
+
+
 async def _run(sizes: list[int], samples: int) -> None:
     client = AsyncMongoClient(URI, tz_aware=True)
-    coll = client[DB]["things_versions"]
     rows = []
     try:
         for size in sizes:
             started = time.monotonic()
             await _fill(client, size)
             filled = time.monotonic() - started
-
-            def key(i: int, size: int = size) -> str:
-                return f"thing-{(i * 7919) % size:07d}"
-
-            base = await _median_ms(lambda i: coll.find_one({"_id": version_id(key(i), 4)}), samples)
-            shapes: list[tuple[str, Callable[[int], Awaitable[object]]]] = [
-                ("find_one {_id: {$in: [id]}}", lambda i: coll.find_one({"_id": {"$in": [version_id(key(i), 4)]}})),
-                ("find_one {_id: id, a: aggregate}", lambda i: coll.find_one({"_id": version_id(key(i), 4), "a": key(i)})),
-                ("latest by range: a = x, sort n desc, limit 1", lambda i: coll.find_one({"a": key(i)}, sort=[("n", -1)])),
-            ]  # fmt: skip
-            figures = [(label, await _median_ms(call, max(5, samples // 20))) for label, call in shapes]
-            docs = MongoDocuments(client[DB])
-            cold = Aggregates(docs, "things", Outbox(docs, None))
-            figures.append(
-                ("Aggregates.get, head 3 behind (mends it)", await _median_ms(lambda i: cold.get(key(i)), samples))
-            )
-            figures.append(("Aggregates.get, cold cache (head hint)", await _median_ms(lambda i: Aggregates(docs, "things", Outbox(docs, None)).get(key(i)), samples)))  # fmt: skip
-            warm = Aggregates(docs, "things", Outbox(docs, None))
-            for i in range(samples):
-                await warm.get(key(i))
-            figures.append(
-                ("Aggregates.get, warm cache (one probe)", await _median_ms(lambda i: warm.get(key(i)), samples))
-            )
+            base, figures = await _shapes(client, size, samples)
             rows.append((size, filled, base, figures))
     finally:
         await client.drop_database(DB)

@@ -271,6 +271,9 @@ class Aggregates:
         """Bulk load of new aggregates (imports, the demo): a few writes for the whole batch. Returns each new
         version, or None where the aggregate existed already."""
         at = self.outbox.clock()
+        ids = [a for a, _ in changes]
+        if len(set(ids)) != len(ids):
+            raise ValueError("create_many got the same aggregate id twice in one batch")
         versions = [Version(a, 1, _clean_state(c.state), at, tuple(c.events)) for a, c in changes]
         with_events = [v.id for v in versions if v.events]
         notes = dict(zip(with_events, (await self.outbox.note(self.kind, with_events))[0], strict=True))

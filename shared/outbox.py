@@ -109,7 +109,8 @@ class Outbox:
         return await self.docs.count(NOTES)
 
     async def relay_once(self, grace: timedelta = RELAY_GRACE, batch: int = 500) -> int:
-        """Publish the events of every version noted more than `grace` ago; returns how many were sent."""
+        """Publish the events of every version noted more than `grace` ago; returns how many were sent. Stops
+        at the first batch Kafka does not acknowledge (the next pass tries again)."""
         sent = 0
         skip = 0
         while True:
@@ -117,12 +118,16 @@ class Outbox:
             now = self.clock()
             due = [n for n in notes if n["at"] <= now - grace]
             if due:
-                sent += await self._relay(due, now)
+                published = await self._relay(due, now)
+                if published is None:
+                    return sent
+                sent += published
             skip += len(notes) - len(due)
             if len(notes) < batch or not due:
                 return sent
 
-    async def _relay(self, notes: list[dict[str, Any]], now: datetime) -> int:
+    async def _relay(self, notes: list[dict[str, Any]], now: datetime) -> int | None:
+        """Publish these notes' versions; the number of events sent, or None if Kafka did not acknowledge."""
         events: dict[Any, Envelope] = {}  # by event id: two notes of one version publish it once
         done: list[str] = []
         repairs: dict[tuple[str, str], tuple[Series, int]] = {}
@@ -145,7 +150,7 @@ class Outbox:
         if not done:
             return 0
         if not await self.publish(done, list(events.values())):
-            return 0
+            return None
         return len(events)
 
     async def relay_forever(self, interval: float = 1.0) -> None:

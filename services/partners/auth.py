@@ -10,6 +10,7 @@ from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+
 from services.partners.schemas import UserCreate
 from services.partners.store import Store
 from shared.aggregates import Change, Version
@@ -43,13 +44,13 @@ def user_key(username: str) -> str:
     return f"user:{username.lower()}"
 
 
-def _state(cmd: UserCreate, user_id: str, password_hash: str) -> dict[str, Any]:
+def _state(username: str, role: Role, partner_id: str | None, user_id: str, password_hash: str) -> dict[str, Any]:
     return {
         "user_id": user_id,
-        "username": cmd.username.lower(),
+        "username": username.lower(),
         "password_hash": password_hash,
-        "role": cmd.role.value,
-        "partner_id": cmd.partner_id,
+        "role": role.value,
+        "partner_id": partner_id,
         "active": True,
         "created_at": datetime.now(UTC),
     }
@@ -57,7 +58,8 @@ def _state(cmd: UserCreate, user_id: str, password_hash: str) -> dict[str, Any]:
 
 async def create_user(store: Store, cmd: UserCreate) -> dict[str, Any]:
     """A new user (Conflict if the username is taken); returns its record."""
-    state = _state(cmd, f"u-{uuid.uuid4()}", await hash_password(cmd.password))
+    user_id = f"u-{uuid.uuid4()}"
+    state = _state(cmd.username, cmd.role, cmd.partner_id, user_id, await hash_password(cmd.password))
     try:
         version = await store.users.create(user_key(cmd.username), Change(state))
     except DuplicateKey:
@@ -91,8 +93,7 @@ async def ensure_bootstrap_admin(store: Store, username: str, password: str) -> 
         return  # the bootstrap admin, or a user who has that username already
     if await store.users.count({"user_id": BOOTSTRAP_ADMIN_ID}):
         return  # created earlier under another username
-    cmd = UserCreate(username=username, password=password, role=Role.ADMIN)
-    state = _state(cmd, BOOTSTRAP_ADMIN_ID, await hash_password(password))
+    state = _state(username, Role.ADMIN, None, BOOTSTRAP_ADMIN_ID, await hash_password(password))
     try:
         await store.users.create(user_key(username), Change(state))
     except DuplicateKey:

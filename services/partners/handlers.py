@@ -1,18 +1,21 @@
-"""One function per command of the partners context; each receives the Store it works on."""
+"""One function per command of the partners context: each decides purely on the latest version and stores the next.
+
+Every change goes through `Aggregates.create` / `change`: winning the insert of the next version is what makes
+a lifecycle step, an edit or a volunteer count exact when many callers (and several instances) act at once; a
+loser decides again on the newer state, which usually refuses it with the reason (`shared.errors`).
+"""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
-from typing import Any
+from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
-from pymongo import ReturnDocument
-from pymongo.errors import DuplicateKeyError
-
 from services.partners import domain
-from services.partners.domain import Status, Step
+from services.partners.domain import DELETED, Status, Step
 from services.partners.schemas import (
     ActivateCommand,
     CompletionCommand,
@@ -26,6 +29,9 @@ from services.partners.schemas import (
     SignCommand,
 )
 from services.partners.store import Store
+from shared.aggregates import Aggregates, Change, Version
+from shared.docstore import DuplicateKey
+from shared.errors import Conflict, NotFound
 from shared.events import (
     Envelope,
     EventData,
@@ -37,12 +43,14 @@ from shared.events import (
     SkillsMissionPublished,
     new_event,
 )
-from shared.outbox import outbox_append, outbox_entries
+from shared.outbox import RELAY_GRACE
 
 __all__ = [
     "SOURCE",
-    "Conflict",
-    "NotFound",
+    "Outcome",
+    "Result",
+    "LifecycleCommand",
+    "partner_state",
     "create_partner",
     "update_partner",
     "set_skills_label",
@@ -50,6 +58,7 @@ __all__ = [
     "update_partnership",
     "delete_draft",
     "transition",
+    "planner",
     "partnership_events",
     "create_mission",
     "add_volunteer",
@@ -58,14 +67,22 @@ __all__ = [
 
 SOURCE = "/services/partners"
 PARIS = ZoneInfo("Europe/Paris")
+Outcome = Literal["created", "changed", "unchanged"]
+LifecycleCommand = SignCommand | ActivateCommand | RenewCommand | EndCommand
 
 
-class Conflict(Exception):
-    """The command collides with what is stored (HTTP 409)."""
+@dataclass(frozen=True)
+class Result:
+    """What a command left stored: the record (state, `_id`, `version`), what this call did, and whether the
+    events of the record's latest change are on Kafka (False: stored, they wait in the outbox)."""
 
+    doc: dict[str, Any]
+    outcome: Outcome
+    published: bool = True
 
-class NotFound(Exception):
-    pass
+    @property
+    def created(self) -> bool:
+        return self.outcome == "created"
 
 
 def _at_noon(day: date) -> datetime:
@@ -82,12 +99,30 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+async def _stored(series: Aggregates, version: Version, changed: bool) -> Result:
+    """The result of a `change`: a new version, or the current one when the command was already done."""
+    if changed:
+        return Result(version.head(), "changed", await series.published(version))
+    published = await series.published(version)
+    if not published and series.outbox.clock() - version.at >= RELAY_GRACE:
+        # A retry of a command whose writer never published (it died): publish now rather than wait for the
+        # relay. A younger note belongs to a writer that is publishing it at this moment.
+        published = await series.republish(version)
+    return Result(version.head(), "unchanged", published)
+
+
+def _live(version: Version, what: str) -> dict[str, Any]:
+    """The state of a record that may be acted on (a deleted draft is gone)."""
+    if version.state.get("status") == DELETED:
+        raise NotFound(f"no {what} {version.aggregate_id}")
+    return version.state
+
+
 # --- partners -------------------------------------------------------------------------------------
 
 
-def partner_doc(cmd: PartnerCreate) -> dict[str, Any]:
+def partner_state(cmd: PartnerCreate) -> dict[str, Any]:
     return {
-        "_id": domain.partner_id_for(cmd.legal_id),
         "name": cmd.name,
         "kind": cmd.kind.value,
         "legal_id": cmd.legal_id,
@@ -101,39 +136,36 @@ def partner_doc(cmd: PartnerCreate) -> dict[str, Any]:
     }
 
 
-async def create_partner(store: Store, cmd: PartnerCreate) -> dict[str, Any]:
-    doc = partner_doc(cmd)
+async def create_partner(store: Store, cmd: PartnerCreate) -> Result:
+    # One legal entity, one partner: the id follows from the legal identifier, so the insert is the check.
+    partner_id = domain.partner_id_for(cmd.legal_id)
     try:
-        await store.partners.insert_one(doc)
-    except DuplicateKeyError:
-        raise Conflict(f"a partner with legal identifier {cmd.legal_id} already exists: {doc['_id']}") from None
-    return doc
+        version = await store.partners.create(partner_id, Change(partner_state(cmd)))
+    except DuplicateKey:
+        raise Conflict(f"a partner with legal identifier {cmd.legal_id} already exists: {partner_id}") from None
+    return Result(version.head(), "created")
 
 
-async def update_partner(store: Store, partner_id: str, cmd: PartnerUpdate) -> dict[str, Any]:
+def _edit(changes: dict[str, Any]) -> Callable[[Version], Change | None]:
+    def decide(current: Version) -> Change | None:
+        after = {**current.state, **changes}
+        return None if after == current.state else Change(after)
+
+    return decide
+
+
+async def update_partner(store: Store, partner_id: str, cmd: PartnerUpdate) -> Result:
     changes = cmd.model_dump(exclude_unset=True, mode="json")
     if "address" in changes:
         changes["home_departement"] = domain.commune_departement(changes["address"]["commune_insee"])
-    if not changes:
-        doc = await store.partners.find_one({"_id": partner_id})
-    else:
-        changes["updated_at"] = _now()
-        doc = await store.partners.find_one_and_update(
-            {"_id": partner_id}, {"$set": changes}, return_document=ReturnDocument.AFTER
-        )
-    if doc is None:
-        raise NotFound(f"no partner {partner_id}")
-    return doc
+    version, changed = await store.partners.change(partner_id, _edit(changes), what="partner")
+    return await _stored(store.partners, version, changed)
 
 
-async def set_skills_label(store: Store, partner_id: str, labelled: bool, on: date | None) -> dict[str, Any]:
+async def set_skills_label(store: Store, partner_id: str, labelled: bool, on: date | None) -> Result:
     fields = {"skills_label": labelled, "skills_labelled_on": on.isoformat() if labelled and on else None}
-    doc = await store.partners.find_one_and_update(
-        {"_id": partner_id}, {"$set": fields}, return_document=ReturnDocument.AFTER
-    )
-    if doc is None:
-        raise NotFound(f"no partner {partner_id}")
-    return doc
+    version, changed = await store.partners.change(partner_id, _edit(fields), what="partner")
+    return await _stored(store.partners, version, changed)
 
 
 # --- partnerships ---------------------------------------------------------------------------------
@@ -145,52 +177,65 @@ def terms_of(cmd: PartnershipCreate | PartnershipUpdate) -> dict[str, Any]:
     return cmd.model_dump(include=set(_TERMS), exclude_unset=isinstance(cmd, PartnershipUpdate), mode="json")
 
 
-async def create_partnership(store: Store, partner_id: str, cmd: PartnershipCreate) -> tuple[bool, dict[str, Any]]:
-    """Returns (created, doc); the same external_ref with the same terms again returns (False, doc)."""
-    if not await store.exists(store.partners, partner_id):
+async def create_partnership(store: Store, partner_id: str, cmd: PartnershipCreate) -> Result:
+    """A draft; the same external_ref with the same terms again is the same partnership ("unchanged")."""
+    if await store.partners.get(partner_id) is None:
         raise NotFound(f"no partner {partner_id}")
     pid = domain.partnership_id_for(cmd.external_ref) if cmd.external_ref else f"ps-{uuid.uuid4()}"
     terms = terms_of(cmd)
-    doc = {
-        "_id": pid,
+    state = {
         "partner_id": partner_id,
         "external_ref": cmd.external_ref,
         **terms,
         "status": Status.DRAFT.value,
         "renewals": [],
         "created_at": _now(),
-        **outbox_entries([]),
     }
     try:
-        await store.partnerships.collection.insert_one(doc)
-    except DuplicateKeyError:
-        existing = await store.partnerships.collection.find_one({"_id": pid})
-        if existing and existing["partner_id"] == partner_id and all(existing.get(k) == v for k, v in terms.items()):
-            return False, existing
-        raise Conflict(f"external_ref {cmd.external_ref} is already used by another partnership") from None
-    return True, doc
+        return Result((await store.partnerships.create(pid, Change(state))).head(), "created")
+    except DuplicateKey:
+        pass
+
+    def again(current: Version) -> Change | None:
+        existing = current.state
+        if existing.get("status") == DELETED:
+            return Change(state)  # the reference of a deleted draft is free again
+        if existing["partner_id"] == partner_id and all(existing.get(k) == v for k, v in terms.items()):
+            return None
+        raise Conflict(f"external_ref {cmd.external_ref} is already used by another partnership")
+
+    version, changed = await store.partnerships.change(pid, again, what="partnership")
+    if changed:
+        return Result(version.head(), "created")
+    return await _stored(store.partnerships, version, False)
 
 
-async def update_partnership(store: Store, doc: dict[str, Any], cmd: PartnershipUpdate) -> dict[str, Any]:
+async def update_partnership(store: Store, partnership_id: str, cmd: PartnershipUpdate) -> Result:
     changes = terms_of(cmd)
-    merged = {**doc, **changes}
-    domain.check_terms(domain._d(merged.get("starts_on")), domain._d(merged.get("ends_on")))
-    if doc["status"] != Status.DRAFT.value:
-        raise domain.Refused(f"only a draft can be edited; this partnership is {doc['status']} (renew or end it)")
-    updated = await store.partnerships.collection.find_one_and_update(
-        {"_id": doc["_id"], "status": Status.DRAFT.value},
-        {"$set": {**changes, "updated_at": _now()}},
-        return_document=ReturnDocument.AFTER,
-    )
-    if updated is None:
-        raise domain.Refused("the partnership was signed meanwhile; only a draft can be edited")
-    return updated
+
+    def decide(current: Version) -> Change | None:
+        state = _live(current, "partnership")
+        merged = {**state, **changes}
+        domain.check_terms(domain._d(merged.get("starts_on")), domain._d(merged.get("ends_on")))
+        if state["status"] != Status.DRAFT.value:
+            raise domain.Refused(f"only a draft can be edited; this partnership is {state['status']} (renew or end it)")
+        return None if merged == state else Change(merged)
+
+    version, changed = await store.partnerships.change(partnership_id, decide, what="partnership")
+    return await _stored(store.partnerships, version, changed)
 
 
-async def delete_draft(store: Store, doc: dict[str, Any]) -> None:
-    result = await store.partnerships.collection.delete_one({"_id": doc["_id"], "status": Status.DRAFT.value})
-    if result.deleted_count == 0:
-        raise domain.Refused(f"only a draft can be deleted; this partnership is {doc['status']} (end it instead)")
+async def delete_draft(store: Store, partnership_id: str) -> Result:
+    """A draft is deleted by a last version marked deleted (nothing is removed in place); reads then 404."""
+
+    def decide(current: Version) -> Change:
+        state = _live(current, "partnership")
+        if state["status"] != Status.DRAFT.value:
+            raise domain.Refused(f"only a draft can be deleted; this partnership is {state['status']} (end it instead)")
+        return Change({**state, "status": DELETED, "deleted_at": _now().isoformat()})
+
+    version, changed = await store.partnerships.change(partnership_id, decide, what="partnership")
+    return Result(version.head(), "changed" if changed else "unchanged")
 
 
 def _signed(doc: dict[str, Any]) -> Envelope:
@@ -232,7 +277,7 @@ def _ended(doc: dict[str, Any]) -> Envelope:
 
 
 def partnership_events(doc: dict[str, Any]) -> list[Envelope]:
-    """Every event a partnership in this state has produced (used by the import)."""
+    """Every event a partnership in this state (with its `_id`) has produced (used by the import)."""
     events = []
     if doc.get("signed_on"):
         events.append(_signed(doc))
@@ -247,7 +292,7 @@ def partnership_events(doc: dict[str, Any]) -> list[Envelope]:
 Planner = Callable[[dict[str, Any]], Step]
 
 
-def planner(cmd: SignCommand | ActivateCommand | RenewCommand | EndCommand) -> Planner:
+def planner(cmd: LifecycleCommand) -> Planner:
     if isinstance(cmd, SignCommand):
         return lambda doc: domain.plan_sign(doc, cmd.signed_on)
     if isinstance(cmd, ActivateCommand):
@@ -257,7 +302,7 @@ def planner(cmd: SignCommand | ActivateCommand | RenewCommand | EndCommand) -> P
     return lambda doc: domain.plan_end(doc, cmd.ended_on, cmd.reason)
 
 
-def _event_of(cmd: Any, after: dict[str, Any], step: Step) -> Envelope:
+def _event_of(cmd: LifecycleCommand, after: dict[str, Any], step: Step) -> Envelope:
     if isinstance(cmd, SignCommand):
         return _signed(after)
     if isinstance(cmd, ActivateCommand):
@@ -267,39 +312,36 @@ def _event_of(cmd: Any, after: dict[str, Any], step: Step) -> Envelope:
     return _ended(after)
 
 
-async def transition(
-    store: Store, doc: dict[str, Any], cmd: SignCommand | ActivateCommand | RenewCommand | EndCommand
-) -> tuple[dict[str, Any], bool]:
-    """Apply one lifecycle command; state and event are written in one document. Returns (doc, published)."""
+def decide_transition(partnership_id: str, cmd: LifecycleCommand) -> Callable[[Version], Change | None]:
+    """The pure decision of one lifecycle command: the next state with its one event, None if already done
+    with exactly these values (a retry), or a refusal saying why not in this state."""
     plan = planner(cmd)
-    step = plan(doc)
-    if step.noop:
-        # Already done with exactly these values (a retry): nothing new, but make sure its event went out.
-        published = await store.publish(store.partnerships, doc["_id"])
-        return doc, published
-    after = {**doc, **step.set_fields}
-    if step.push:
-        after["renewals"] = [*doc.get("renewals", []), step.push["renewals"]]
-    event = _event_of(cmd, after, step)
-    extra = {"end_note": cmd.note} if isinstance(cmd, EndCommand) and cmd.note else {}
-    update = outbox_append([event], {**step.set_fields, **extra, "updated_at": _now()})
-    if step.push:
-        update["$push"]["renewals"] = step.push["renewals"]
-    await store.partnerships.note([doc["_id"]])
-    updated = await store.partnerships.collection.find_one_and_update(
-        {"_id": doc["_id"], **step.expect}, update, return_document=ReturnDocument.AFTER
-    )
-    if updated is None:
-        raise domain.Refused("the partnership changed meanwhile; read it again and retry")
-    published = await store.publish(store.partnerships, doc["_id"])
-    return updated, published
+
+    def decide(current: Version) -> Change | None:
+        state = _live(current, "partnership")
+        step = plan(state)
+        if step.noop:
+            return None
+        after = domain.apply(state, step)
+        if isinstance(cmd, EndCommand) and cmd.note:
+            after["end_note"] = cmd.note  # internal: stored, never in the event
+        return Change(after, [_event_of(cmd, {**after, "_id": partnership_id}, step)])
+
+    return decide
+
+
+async def transition(store: Store, partnership_id: str, cmd: LifecycleCommand) -> Result:
+    """Apply one lifecycle command: its state and its event are one new version."""
+    decide = decide_transition(partnership_id, cmd)
+    version, changed = await store.partnerships.change(partnership_id, decide, what="partnership")
+    return await _stored(store.partnerships, version, changed)
 
 
 # --- skills sponsorship ---------------------------------------------------------------------------
 
 
-async def create_mission(store: Store, partner: dict[str, Any], cmd: MissionCreate) -> tuple[bool, dict, bool]:
-    """Publish a mission announcement of a labelled association. Returns (created, doc, published)."""
+async def create_mission(store: Store, partner: dict[str, Any], cmd: MissionCreate) -> Result:
+    """Publish a mission announcement of a labelled association (`partner` is its record)."""
     if not partner.get("skills_label"):
         raise domain.Refused("only associations labelled for skills sponsorship publish missions")
     mid = f"mi-{domain.event_id('mission', cmd.external_ref)}" if cmd.external_ref else f"mi-{uuid.uuid4()}"
@@ -311,69 +353,60 @@ async def create_mission(store: Store, partner: dict[str, Any], cmd: MissionCrea
         commitment=cmd.commitment,
         published_on=cmd.published_on,
     )
-    event = _event(data, cmd.published_on, mid, "published")
-    doc = {
-        "_id": mid,
+    state = {
         "partner_id": partner["_id"],
         **fields,
         "status": domain.MissionStatus.PUBLISHED.value,
         "volunteers": [],
         "created_at": _now(),
-        **outbox_entries([event]),
     }
-    await store.missions.note([mid])
-    try:
-        await store.missions.collection.insert_one(doc)
-    except DuplicateKeyError:
-        existing = await store.missions.collection.find_one({"_id": mid})
-        if (
-            existing
-            and existing["partner_id"] == partner["_id"]
-            and all(existing.get(k) == v for k, v in fields.items())
-        ):
-            return False, existing, await store.publish(store.missions, mid)
-        raise Conflict(f"external_ref {cmd.external_ref} is already used by another mission") from None
-    return True, doc, await store.publish(store.missions, mid)
+    # A retry is recognised before inserting: a create that loses notes its version for the relay again.
+    existing = await store.missions.get(mid) if cmd.external_ref else None
+    if existing is None:
+        try:
+            event = _event(data, cmd.published_on, mid, "published")
+            version = await store.missions.create(mid, Change(state, [event]))
+            return Result(version.head(), "created", await store.missions.published(version))
+        except DuplicateKey:
+            existing = await store.missions.require(mid, "mission")
+    same = existing.state["partner_id"] == partner["_id"]
+    if not (same and all(existing.state.get(k) == v for k, v in fields.items())):
+        raise Conflict(f"external_ref {cmd.external_ref} is already used by another mission")
+    first = (await store.missions.history(mid))[0]  # the announcement's own event
+    published = await store.missions.published(first)
+    if not published and store.outbox.clock() - first.at >= RELAY_GRACE:
+        published = await store.missions.republish(first)
+    return Result(existing.head(), "unchanged", published)
 
 
-async def add_volunteer(store: Store, mission: dict[str, Any], staff_id: str) -> dict[str, Any]:
-    """A postal employee volunteers (their staff number stays in this database; events carry only counts)."""
-    if mission["status"] != domain.MissionStatus.PUBLISHED.value:
-        raise domain.Refused(f"the mission is {mission['status']}; volunteers join published missions only")
-    if staff_id in mission.get("volunteers", []):
-        return mission
-    if len(mission.get("volunteers", [])) >= mission["places"]:
-        raise domain.Refused(f"the mission is full ({mission['places']} places)")
-    updated = await store.missions.collection.find_one_and_update(
-        {"_id": mission["_id"], "status": domain.MissionStatus.PUBLISHED.value},
-        {"$addToSet": {"volunteers": staff_id}},
-        return_document=ReturnDocument.AFTER,
-    )
-    if updated is None:
-        raise domain.Refused("the mission changed meanwhile; read it again")
-    return updated
+async def add_volunteer(store: Store, mission_id: str, staff_id: str) -> Result:
+    """A postal employee volunteers, once, within the places (their staff number stays in this database;
+    events carry only counts)."""
+
+    def decide(current: Version) -> Change | None:
+        step = domain.plan_volunteer(current.state, staff_id)
+        return None if step.noop else Change(domain.apply(current.state, step))
+
+    version, changed = await store.missions.change(mission_id, decide, what="mission")
+    return await _stored(store.missions, version, changed)
 
 
-async def complete_mission(store: Store, mission: dict[str, Any], cmd: CompletionCommand) -> tuple[dict, bool]:
-    step = domain.plan_mission_completion(mission, cmd.completed_on, cmd.hours)
-    if step.noop:
-        return mission, await store.publish(store.missions, mission["_id"])
-    data = SkillsMissionCompleted(
-        mission_id=mission["_id"],
-        partner_id=mission["partner_id"],
-        departement=mission["departement"],
-        commitment=mission["commitment"],
-        volunteers=len(mission["volunteers"]),
-        hours=cmd.hours,
-        completed_on=cmd.completed_on,
-    )
-    event = _event(data, cmd.completed_on, mission["_id"], "completed")
-    await store.missions.note([mission["_id"]])
-    updated = await store.missions.collection.find_one_and_update(
-        {"_id": mission["_id"], **step.expect, "volunteers": mission["volunteers"]},
-        outbox_append([event], {**step.set_fields, "updated_at": _now()}),
-        return_document=ReturnDocument.AFTER,
-    )
-    if updated is None:
-        raise domain.Refused("the mission changed meanwhile; read it again and retry")
-    return updated, await store.publish(store.missions, mission["_id"])
+async def complete_mission(store: Store, mission_id: str, cmd: CompletionCommand) -> Result:
+    def decide(current: Version) -> Change | None:
+        mission = current.state
+        step = domain.plan_mission_completion(mission, cmd.completed_on, cmd.hours)
+        if step.noop:
+            return None
+        data = SkillsMissionCompleted(
+            mission_id=mission_id,
+            partner_id=mission["partner_id"],
+            departement=mission["departement"],
+            commitment=mission["commitment"],
+            volunteers=len(mission["volunteers"]),
+            hours=cmd.hours,
+            completed_on=cmd.completed_on,
+        )
+        return Change(domain.apply(mission, step), [_event(data, cmd.completed_on, mission_id, "completed")])
+
+    version, changed = await store.missions.change(mission_id, decide, what="mission")
+    return await _stored(store.missions, version, changed)

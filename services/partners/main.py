@@ -9,10 +9,13 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from services.partners.api import install_error_handlers, router
+from services.partners.api import router
+from services.partners.api_partnerships import MAX_IMPORT_BYTES
 from services.partners.auth import ensure_bootstrap_admin
 from services.partners.settings import PartnersSettings
 from services.partners.store import Store
+from shared.docstore import MongoDocuments
+from shared.layout import ensure_layout
 from shared.logs import configure_logging
 from shared.service import kafka_and_mongo, standard_checks
 from shared.web import create_app
@@ -27,31 +30,28 @@ def build_app(settings: PartnersSettings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with kafka_and_mongo(app, settings, "partners"):
-            store = Store.open(
-                app.state.mongo[settings.mongodb_database],
-                app.state.publisher,
-                fault_exit_before_publish=settings.fault_exit_before_publish,
-            )
+            docs = MongoDocuments(app.state.mongo[settings.mongodb_database])
+            await ensure_layout(docs, "partners")  # refuses data of the mutable-document layout
+            store = Store.over(docs, app.state.publisher, fault_exit_before_publish=settings.fault_exit_before_publish)
             await store.ensure_indexes()
-            for outbox in (store.partnerships, store.missions):
-                await outbox.sweep()  # whatever a crash left pending, however old
             await ensure_bootstrap_admin(store, settings.bootstrap_admin_username, settings.bootstrap_admin_password)
             app.state.store = store
-            relays = [
-                asyncio.create_task(outbox.relay_forever(settings.outbox_interval_s))
-                for outbox in (store.partnerships, store.missions)
-            ]
+            # One relay for every kind: it publishes whatever a crash or a Kafka outage left noted.
+            relay = asyncio.create_task(store.outbox.relay_forever(settings.outbox_interval_s))
             try:
                 yield
             finally:
-                for relay in relays:
-                    relay.cancel()
-                for relay in relays:
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await relay
+                relay.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await relay
 
-    app = create_app("partners", title="Alliance Dynamique — partners", lifespan=lifespan, checks=standard_checks)
-    install_error_handlers(app)
+    app = create_app(
+        "partners",
+        title="Alliance Dynamique — partners",
+        lifespan=lifespan,
+        checks=standard_checks,
+        max_body=MAX_IMPORT_BYTES + 64 * 1024,  # a CSV import up to its own limit, with its multipart envelope
+    )
     app.include_router(router)
     return app
 

@@ -17,7 +17,7 @@ __all__ = ["Store", "FAULT_EXIT_CODE", "KINDS"]
 
 FAULT_EXIT_CODE = 86
 KINDS = ("partners", "partnerships", "missions", "users")
-# Used by MongoDB proper; FerretDB on SQLite answers only `_id` look-ups from an index and scans for the rest.
+# Used by MongoDB proper; FerretDB on SQLite scans for these filters anyway (docs/storage.md).
 HEAD_INDEXES = {
     "partners": ("departements",),
     "partnerships": ("partner_id", "status", "signed_year", "partnership_type", "departements"),
@@ -98,4 +98,4 @@ class Store:
         if not wanted:
             return set()
         notes = await self.docs.find(NOTES, {"kind": series.kind})
-        return {n["_id"].rsplit("@", 1)[0] for n in notes} & wanted
+        return {n["a"] for n in notes} & wanted

@@ -4,12 +4,13 @@ Every route needs a platform token (issued by the partners service, verified her
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
-from typing import Annotated, Any, TypeVar
+from collections.abc import Mapping
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, File, HTTPException, Query, Request, Response, UploadFile
 
-from services.workshops import domain, handlers
+from services.workshops import checkins, domain, handlers
+from services.workshops.handlers import Outcome, Result
 from services.workshops.schemas import (
     AccompanimentCreate,
     AttendanceCreate,
@@ -26,14 +27,21 @@ from services.workshops.schemas import (
     WorkshopCreate,
 )
 from services.workshops.store import Store
+from shared.aggregates import Aggregates
+from shared.errors import Forbidden
 from shared.identity import Principal, PrincipalDep, Role
 
 __all__ = ["router"]
 
 router = APIRouter(prefix="/v1")
-T = TypeVar("T")
 MAX_SHEET_BYTES = 256 * 1024
-HIDDEN = {"outbox", "outbox_pending", "outbox_seq", "version"}
+# The word an answer's `status` uses for each outcome, where it is not the outcome itself.
+Words = Mapping[Outcome, str]
+AS_IS: Words = {}
+ACCEPTED: Words = {"created": "accepted"}
+REGISTERED: Words = {"created": "registered"}
+CANCELLED: Words = {"changed": "cancelled"}
+RETRACTED: Words = {"changed": "retracted"}
 
 
 def get_store(request: Request) -> Store:
@@ -50,23 +58,9 @@ def _key(request: Request) -> bytes:
 KeyDep = Annotated[bytes, Depends(_key)]
 
 
-async def _run(call: Awaitable[T]) -> T:
-    """Turns the handlers' refusals into HTTP answers."""
-    try:
-        return await call
-    except handlers.NotFound as exc:
-        raise HTTPException(404, str(exc)) from None
-    except handlers.Forbidden as exc:
-        raise HTTPException(403, str(exc)) from None
-    except handlers.Conflict as exc:
-        raise HTTPException(409, str(exc)) from None
-    except (handlers.Invalid, domain.RuleBroken) as exc:
-        raise HTTPException(422, str(exc)) from None
-
-
 def _public(doc: dict[str, Any]) -> dict[str, Any]:
-    """A stored record as the API shows it: no outbox, no person reference (only whether one is known)."""
-    out = {("id" if k == "_id" else k): v for k, v in doc.items() if k not in HIDDEN}
+    """A stored record as the API shows it: no person reference (only whether one is known)."""
+    out = {("id" if k == "_id" else k): v for k, v in doc.items()}
     if "person_ref" in out:
         out["identified"] = out.pop("person_ref") is not None
     if "registrations" in out:
@@ -83,15 +77,27 @@ def _public(doc: dict[str, Any]) -> dict[str, Any]:
         ]
         out["registered"] = seats.taken
         out["waiting"] = len(seats.ids(domain.WAITING))
-        if "registered_person_refs" in out:
-            out.pop("registered_person_refs")
     return out
 
 
-def _record(status: str, doc: dict[str, Any], published: bool, response: Response) -> RecordPublic:
-    response.status_code = 202 if not published else 201 if status in ("created", "accepted") else 200
-    events = [doc["event_id"]] if doc.get("event_id") else []
-    return RecordPublic(status=status, id=doc["_id"], published=published, event_ids=events, record=_public(doc))
+def _status_code(result: Result, response: Response) -> None:
+    """201 for a new record, 200 for a change or a retry, 202 when its events wait for the outbox relay."""
+    response.status_code = 202 if not result.published else 201 if result.outcome == "created" else 200
+
+
+def _record(result: Result, response: Response, words: Words = AS_IS) -> RecordPublic:
+    _status_code(result, response)
+    return RecordPublic(
+        status=words.get(result.outcome, result.outcome),
+        id=result.id,
+        published=result.published,
+        event_ids=list(result.event_ids),
+        record=_public(result.record),
+    )
+
+
+async def _list(series: Aggregates, query: dict[str, Any], sort: str, limit: int = 0) -> list[dict[str, Any]]:
+    return [_public(d) for d in await series.find(query, sort=[(sort, 1)], limit=limit)]
 
 
 def _reader(principal: Principal) -> dict[str, Any]:
@@ -108,7 +114,7 @@ def _reader(principal: Principal) -> dict[str, Any]:
 
 @router.post("/venues", status_code=201, response_model=RecordPublic, tags=["venues"])
 async def open_venue(body: VenueCreate, store: StoreDep, who: PrincipalDep, response: Response) -> RecordPublic:
-    return _record(*await _run(handlers.open_venue(body, store, who)), response)
+    return _record(await handlers.open_venue(store, who, body), response)
 
 
 @router.get("/venues", tags=["venues"])
@@ -124,22 +130,19 @@ async def list_venues(
         query["departement"] = departement
     if newly_equipped is not None:
         query["newly_equipped"] = newly_equipped
-    return [_public(d) async for d in store.venues.collection.find(query).sort("_id").limit(limit)]
+    return await _list(store.venues, query, "_id", limit)
 
 
 @router.get("/venues/{venue_id}", tags=["venues"])
 async def get_venue(venue_id: str, store: StoreDep, who: PrincipalDep) -> dict[str, Any]:
-    doc = await store.venues.collection.find_one({"_id": venue_id})
-    if doc is None:
-        raise HTTPException(404, f"no venue {venue_id}")
-    return _public(doc)
+    return _public((await store.venues.require(venue_id, "venue")).head())
 
 
 @router.post("/facilitators", status_code=201, response_model=RecordPublic, tags=["facilitators"])
 async def add_facilitator(
     body: FacilitatorCreate, store: StoreDep, who: PrincipalDep, response: Response
 ) -> RecordPublic:
-    return _record(*await _run(handlers.add_facilitator(body, store, who)), response)
+    return _record(await handlers.add_facilitator(store, who, body), response)
 
 
 @router.get("/facilitators", tags=["facilitators"])
@@ -151,7 +154,7 @@ async def list_facilitators(
         query["partner_id"] = who.partner_id
     elif who.role == Role.ADVISER:
         query["_id"] = who.adviser_id
-    return [_public(d) async for d in store.facilitators.collection.find(query).sort("_id").limit(limit)]
+    return await _list(store.facilitators, query, "_id", limit)
 
 
 # --- workshops and registrations --------------------------------------------------------------------
@@ -161,7 +164,7 @@ async def list_facilitators(
 async def schedule_workshop(
     body: WorkshopCreate, store: StoreDep, who: PrincipalDep, response: Response
 ) -> RecordPublic:
-    return _record(*await _run(handlers.schedule_workshop(body, store, who)), response)
+    return _record(await handlers.schedule_workshop(store, who, body), response)
 
 
 @router.get("/workshops", tags=["workshops"])
@@ -177,16 +180,14 @@ async def list_workshops(
         query["departement"] = departement
     if status:
         query["status"] = status
-    return [_public(d) async for d in store.workshops.collection.find(query).sort("starts_at").limit(limit)]
+    return await _list(store.workshops, query, "starts_at", limit)
 
 
 async def _readable_workshop(store: Store, workshop_id: str, who: Principal) -> dict[str, Any]:
-    doc = await store.workshops.collection.find_one({"_id": workshop_id})
-    if doc is None:
-        raise HTTPException(404, f"no workshop {workshop_id}")
-    if not domain.can_read(who, doc.get("partner_id"), doc.get("facilitator_id")):
-        raise HTTPException(403, f"{who.role.value} {who.subject} may not see workshop {workshop_id}")
-    return doc
+    head = (await store.workshops.require(workshop_id, "workshop")).head()
+    if not domain.can_read(who, head.get("partner_id"), head.get("facilitator_id")):
+        raise Forbidden(f"{who.role.value} {who.subject} may not see workshop {workshop_id}")
+    return head
 
 
 @router.get("/workshops/{workshop_id}", tags=["workshops"])
@@ -198,22 +199,20 @@ async def get_workshop(workshop_id: str, store: StoreDep, who: PrincipalDep) -> 
 async def cancel_workshop(
     workshop_id: str, body: CancellationCreate, store: StoreDep, who: PrincipalDep, response: Response
 ) -> RecordPublic:
-    status, doc, published = await _run(handlers.cancel_workshop(workshop_id, body.reason, store, who))
-    out = _record(status, doc, published, response)
-    out.event_ids = [str(domain.event_id("workshop.cancelled", workshop_id))]
-    response.status_code = 200 if published else 202
-    return out
+    result = await handlers.cancel_workshop(store, who, workshop_id, body.reason)
+    return _record(result, response, CANCELLED)
 
 
-def _registration(status: str, rid: str, doc: dict[str, Any], promoted: str | None = None) -> RegistrationPublic:
+def _registration(result: Result, words: Words) -> RegistrationPublic:
+    doc, rid = result.record, result.id
     seats = domain.Seats(doc["capacity"], doc["registrations"])
     return RegistrationPublic(
-        status=status,
+        status=words.get(result.outcome, result.outcome),
         workshop_id=doc["_id"],
         registration_id=rid,
         registration_status=doc["registrations"][rid]["status"],
         waiting_position=seats.position(rid),
-        promoted_registration_id=promoted,
+        promoted_registration_id=result.promoted,
     )
 
 
@@ -223,10 +222,9 @@ def _registration(status: str, rid: str, doc: dict[str, Any], promoted: str | No
 async def register(
     workshop_id: str, body: RegistrationCreate, store: StoreDep, who: PrincipalDep, key: KeyDep, response: Response
 ) -> RegistrationPublic:
-    status, rid, doc = await _run(handlers.register(workshop_id, body, store, who, key))
-    if status == "duplicate":
-        response.status_code = 200
-    return _registration(status, rid, doc)
+    result = await handlers.register(store, who, workshop_id, body, key=key)
+    response.status_code = 201 if result.outcome == "created" else 200
+    return _registration(result, REGISTERED)
 
 
 @router.post(
@@ -237,23 +235,28 @@ async def register(
 async def cancel_registration(
     workshop_id: str, registration_id: str, store: StoreDep, who: PrincipalDep
 ) -> RegistrationPublic:
-    promoted, doc = await _run(handlers.cancel_registration(workshop_id, registration_id, store, who))
-    return _registration("cancelled", registration_id, doc, promoted)
+    result = await handlers.cancel_registration(store, who, workshop_id, registration_id)
+    return _registration(result, CANCELLED)
 
 
 # --- attendance -------------------------------------------------------------------------------------
 
 
-def _attendance(status: str, doc: dict[str, Any], published: bool, response: Response) -> AttendancePublic:
-    response.status_code = 202 if not published else 201 if status == "accepted" else 200
-    return AttendancePublic(status=status, attendance_id=doc["_id"], event_id=doc["event_id"], published=published)
+def _attendance(result: Result, response: Response, words: Words = ACCEPTED) -> AttendancePublic:
+    _status_code(result, response)
+    return AttendancePublic(
+        status=words.get(result.outcome, result.outcome),
+        attendance_id=result.id,
+        event_id=result.event_ids[0],
+        published=result.published,
+    )
 
 
 @router.post("/attendances", status_code=201, response_model=AttendancePublic, tags=["attendance"])
 async def record_attendance(
     body: AttendanceCreate, store: StoreDep, who: PrincipalDep, key: KeyDep, response: Response
 ) -> AttendancePublic:
-    return _attendance(*await _run(handlers.record_attendance(body, store, who, key)), response)
+    return _attendance(await checkins.record_attendance(store, who, body, key=key), response)
 
 
 @router.post(
@@ -262,7 +265,7 @@ async def record_attendance(
 async def check_in(
     workshop_id: str, body: CheckIn, store: StoreDep, who: PrincipalDep, key: KeyDep, response: Response
 ) -> AttendancePublic:
-    return _attendance(*await _run(handlers.check_in(workshop_id, body, store, who, key)), response)
+    return _attendance(await checkins.check_in(store, who, workshop_id, body, key=key), response)
 
 
 @router.post("/workshops/{workshop_id}/attendance-sheet", response_model=SheetReport, tags=["attendance"])
@@ -280,25 +283,21 @@ async def check_in_sheet(
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError:
         raise HTTPException(422, "the sheet must be UTF-8 text") from None
-    return SheetReport(**await _run(handlers.check_in_sheet(workshop_id, text, store, who, key)))
+    return await checkins.check_in_sheet(store, who, workshop_id, text, key=key)
 
 
 @router.get("/workshops/{workshop_id}/attendances", tags=["attendance"])
 async def list_attendances(workshop_id: str, store: StoreDep, who: PrincipalDep) -> list[dict[str, Any]]:
     await _readable_workshop(store, workshop_id, who)
-    cursor = store.attendances.collection.find({"workshop_id": workshop_id}).sort("_id")
-    return [_public(d) async for d in cursor]
+    return await _list(store.attendances, {"workshop_id": workshop_id}, "_id")
 
 
 @router.post("/attendances/{attendance_id}/retraction", response_model=AttendancePublic, tags=["attendance"])
 async def retract_attendance(
     attendance_id: str, body: RetractionCreate, store: StoreDep, who: PrincipalDep, response: Response
 ) -> AttendancePublic:
-    status, doc, published = await _run(handlers.retract_attendance(attendance_id, body.reason, store, who))
-    out = _attendance("retracted", doc, published, response)
-    response.status_code = 200 if published else 202
-    out.event_id = str(domain.event_id("retracted", attendance_id))
-    return out
+    result = await checkins.retract_attendance(store, who, attendance_id, body.reason)
+    return _attendance(result, response, RETRACTED)
 
 
 # --- one-to-one accompaniments ----------------------------------------------------------------------
@@ -308,7 +307,7 @@ async def retract_attendance(
 async def record_accompaniment(
     body: AccompanimentCreate, store: StoreDep, who: PrincipalDep, key: KeyDep, response: Response
 ) -> RecordPublic:
-    return _record(*await _run(handlers.record_accompaniment(body, store, who, key)), response)
+    return _record(await checkins.record_accompaniment(store, who, body, key=key), response, ACCEPTED)
 
 
 @router.get("/accompaniments", tags=["accompaniments"])
@@ -320,15 +319,12 @@ async def list_accompaniments(
         query["partner_id"] = who.partner_id
     elif who.role == Role.ADVISER:
         query["adviser_id"] = who.adviser_id
-    return [_public(d) async for d in store.accompaniments.collection.find(query).sort("_id").limit(limit)]
+    return await _list(store.accompaniments, query, "_id", limit)
 
 
 @router.post("/accompaniments/{accompaniment_id}/retraction", response_model=RecordPublic, tags=["accompaniments"])
 async def retract_accompaniment(
     accompaniment_id: str, body: RetractionCreate, store: StoreDep, who: PrincipalDep, response: Response
 ) -> RecordPublic:
-    status, doc, published = await _run(handlers.retract_accompaniment(accompaniment_id, body.reason, store, who))
-    out = _record(status, doc, published, response)
-    out.event_ids = [str(domain.event_id("accompaniment.retracted", accompaniment_id))]
-    response.status_code = 200 if published else 202
-    return out
+    result = await checkins.retract_accompaniment(store, who, accompaniment_id, body.reason)
+    return _record(result, response, RETRACTED)

@@ -18,10 +18,11 @@ from collections import Counter
 from collections.abc import Awaitable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from typing import Any, Literal
+from typing import Any
 from zoneinfo import ZoneInfo
 
-from services.workshops import handlers
+from services.workshops import checkins, handlers
+from services.workshops.handlers import Result
 from services.workshops.schemas import (
     AccompanimentCreate,
     CheckIn,
@@ -33,14 +34,17 @@ from services.workshops.schemas import (
 from services.workshops.settings import WorkshopsSettings
 from services.workshops.store import Store
 from shared import geo
+from shared.errors import Conflict, Invalid, NotFound, Refusal
 from shared.events import Commitment, WorkshopTheme
 from shared.identity import Principal, Role
 from shared.kafka import Publisher, ensure_topics
+from shared.layout import ensure_layout
 from shared.mongo import mongo_client
 
 __all__ = ["plan", "load", "main"]
 
 LOADER = Principal("demo-loader", Role.ADMIN)
+BATCH = 250  # accompaniments written per bulk insert
 # Partner organisations named in the source (their platform ids are the partners service's business).
 PARTNERS = ["pimms", "face", "admr", "emmaus-connect", "wetechcare", "croix-rouge", "secours-populaire", "ufcc"]
 THEMES = {  # theme → weight
@@ -237,13 +241,21 @@ class Loader:
     async def _one(self, what: str, call: Awaitable[Any]) -> Any:
         try:
             result = await call
-        except (handlers.Conflict, handlers.Invalid, handlers.NotFound) as exc:
+        except (Conflict, Invalid, NotFound) as exc:
             self.counts[f"{what} refused"] += 1
-            print(f"demo: {what} refused: {exc}", file=sys.stderr)
+            print(f"demo: {what} refused: {exc.reason}", file=sys.stderr)
             return None
-        status = result[0] if isinstance(result, tuple) else "done"
+        status = result.outcome if isinstance(result, Result) else "done"
         self.counts[f"{what} {status}"] += 1
         return result
+
+    def record(self, what: str, result: Result | Refusal) -> None:
+        """Counts one result of a bulk command (a refusal is reported, as `_one` does)."""
+        if isinstance(result, Refusal):
+            self.counts[f"{what} refused"] += 1
+            print(f"demo: {what} refused: {result.reason}", file=sys.stderr)
+        else:
+            self.counts[f"{what} {result.outcome}"] += 1
 
     async def _gated(self, what: str, call: Awaitable[Any]) -> Any:
         async with self._gate:
@@ -256,34 +268,33 @@ class Loader:
     async def session(self, s: dict[str, Any]) -> None:
         cmd: WorkshopCreate = s["create"]
         wid = cmd.workshop_id
-        await self._one("workshop", handlers.schedule_workshop(cmd, self.store, LOADER))
-        regs = []
-        for client in dict.fromkeys(s["registrations"]):  # one registration per person
-            origin: Literal["referral", "walk_in"] = "referral" if int(client[-6:]) % 3 else "walk_in"
-            body = RegistrationCreate(origin=origin, client_reference=client)
-            got = await self._one("registration", handlers.register(wid, body, self.store, LOADER, self.key))
-            if got:
-                regs.append(got[1])
-        doc = await self.store.workshops.collection.find_one({"_id": wid})
-        if doc is None:
+        store, key = self.store, self.key
+        if await self._one("workshop", handlers.schedule_workshop(store, LOADER, cmd)) is None:
             return
+        bodies = [  # one registration per person, in the order they came
+            RegistrationCreate(origin="referral" if int(client[-6:]) % 3 else "walk_in", client_reference=client)
+            for client in dict.fromkeys(s["registrations"])
+        ]
+        got = await self._one("registrations", handlers.register_many(store, LOADER, wid, bodies, key=key))
+        regs = [r.id for r in got or []]
+        self.counts.update(f"registration {r.outcome}" for r in got or [])
         if s["cancelled"]:
-            await self._one(
-                "cancellation", handlers.cancel_workshop(wid, "facilitator unavailable", self.store, LOADER)
-            )
+            await self._one("cancellation", handlers.cancel_workshop(store, LOADER, wid, "facilitator unavailable"))
             return
-        if doc["starts_at"] + timedelta(hours=2) > self.now:
+        workshop = await store.workshops.require(wid, "workshop")
+        if workshop.state["starts_at"] + timedelta(hours=2) > self.now:
             return  # not held yet
-        seated = [r for r in regs if doc["registrations"][r]["status"] == "registered"]
+        registrations = workshop.state["registrations"]
+        seated = [r for r in regs if registrations[r]["status"] == "registered"]
         came = seated[: max(1, round(len(seated) * (0.65 + 0.3 * s["shows"])))]
         seats = [str(n) for n in range(len(came) + 1, len(came) + 1 + s["walk_ins"])]  # anonymous walk-ins
         if s["sheet"]:
             lines = ["seat,registration_id"] + [f"{n},{r}" for n, r in enumerate(came, 1)] + [f"{n}," for n in seats]
-            await self._one("sheet", handlers.check_in_sheet(wid, "\n".join(lines), self.store, LOADER, self.key))
+            await self._one("sheet", checkins.check_in_sheet(store, LOADER, wid, "\n".join(lines), key=key))
             return
         items = [CheckIn(registration_id=r) for r in came] + [CheckIn(seat=n) for n in seats]
         for item in items:
-            await self._one("attendance", handlers.check_in(wid, item, self.store, LOADER, self.key))
+            await self._one("attendance", checkins.check_in(store, LOADER, wid, item, key=key))
 
 
 async def load(p: Plan, store: Store, key: bytes, now: datetime) -> Counter[str]:
@@ -291,22 +302,24 @@ async def load(p: Plan, store: Store, key: bytes, now: datetime) -> Counter[str]
     today = now.astimezone(ZoneInfo(geo.PARIS)).date()
     # Planned without validation (a place opening next month is not a fact yet); checked once it has happened.
     venues = [VenueCreate.model_validate(v.model_dump()) for v in p.venues if v.opened_on <= today]
-    await loader.all("venue", (handlers.open_venue(v, store, LOADER) for v in venues))
+    await loader.all("venue", (handlers.open_venue(store, LOADER, v) for v in venues))
     facilitators = [
         FacilitatorCreate.model_validate(f.model_dump())
         for f in p.facilitators
         if f.deployed_on is None or f.deployed_on <= today
     ]
-    await loader.all("facilitator", (handlers.add_facilitator(f, store, LOADER) for f in facilitators))
+    await loader.all("facilitator", (handlers.add_facilitator(store, LOADER, f) for f in facilitators))
     opened = {v.venue_id for v in p.venues if v.opened_on <= today}
     known = {f.facilitator_id for f in facilitators}
     sessions = [s for s in p.sessions if s["create"].venue_id in opened and s["create"].facilitator_id in known]
     await loader.all("session", (loader.session(s) for s in sessions))
     done = [AccompanimentCreate.model_validate(a) for a in p.accompaniments if a["completed_at"] <= now]
-    await loader.all("accompaniment", (handlers.record_accompaniment(a, store, LOADER, key) for a in done))
+    for chunk in range(0, len(done), BATCH):
+        for result in await checkins.record_accompaniments(store, LOADER, done[chunk : chunk + BATCH], key=key):
+            loader.record("accompaniment", result)
     ids = {a.accompaniment_id for a in done}
     reason = "recorded twice by mistake"
-    retract = (handlers.retract_accompaniment(i, reason, store, LOADER) for i in p.retractions if i in ids)
+    retract = (checkins.retract_accompaniment(store, LOADER, i, reason) for i in p.retractions if i in ids)
     await loader.all("accompaniment retraction", retract)
     return loader.counts
 
@@ -318,12 +331,15 @@ async def _main(year: int, scale: float) -> None:
     publisher = Publisher(settings.kafka_bootstrap_servers, client_id="workshops-demo")
     await publisher.start()
     try:
-        # Bulk load: events wait in each record's outbox, then go out in batches (same guarantee, fewer scans).
-        store = Store(mongo[settings.mongodb_database], publisher, publish_immediately=False)
+        # Registrations, accompaniments and sheets go in bulk (one version, or `create_many`); the other writes
+        # publish as they go: measured faster here than leaving thousands of notes to one relay pass at the end,
+        # which only sends what Kafka did not take in time.
+        store = Store.open(mongo[settings.mongodb_database], publisher)
+        await ensure_layout(store.docs, "workshops")
         await store.ensure_indexes()
         started = time.perf_counter()
         counts = await load(plan(year, scale), store, settings.person_ref_key_bytes, datetime.now(UTC))
-        counts["events published"] = await store.publish_pending(grace=timedelta(0))
+        counts["events left to the relay, sent"] = await store.outbox.relay_once(grace=timedelta(0))
     finally:
         await publisher.stop()
         await mongo.close()

@@ -19,7 +19,15 @@ from shared import geo
 from shared.aggregates import Aggregates, Change, Version
 from shared.docstore import DuplicateKey
 from shared.errors import Conflict, Forbidden, Invalid, NotFound
-from shared.events import AdviserDeployed, Envelope, EventData, VenueOpened, WorkshopCancelled, WorkshopScheduled, new_event
+from shared.events import (
+    AdviserDeployed,
+    Envelope,
+    EventData,
+    VenueOpened,
+    WorkshopCancelled,
+    WorkshopScheduled,
+    new_event,
+)
 from shared.identity import Principal, Role
 from shared.privacy import person_ref
 
@@ -32,6 +40,7 @@ __all__ = [
     "schedule_workshop",
     "cancel_workshop",
     "register",
+    "register_many",
     "cancel_registration",
 ]
 
@@ -82,30 +91,38 @@ def require_manage(principal: Principal, partner_id: str | None, facilitator_id:
         raise Forbidden(f"{principal.role.value} {principal.subject} may not manage {what}")
 
 
-async def create_once(
-    series: Aggregates, record_id: str, change: Change, compare: Sequence[str], what: str
-) -> Result:
+async def create_once(series: Aggregates, record_id: str, change: Change, compare: Sequence[str], what: str) -> Result:
     """Version 1 of a new record; the same record sent again is a duplicate (its events are made sure to have
     gone out), the same id with other `compare` values a Conflict."""
     try:
         version = await series.create(record_id, change)
-    except DuplicateKey:
-        existing = await series.require(record_id, what)
-        if any(existing.state.get(k) != change.state.get(k) for k in compare):
-            raise Conflict(f"{what} {record_id} was already recorded with other details") from None
-        # Later versions (a retraction) carry their own events; version 1's went out with it or by the relay.
-        published = await series.republish(existing) if existing.number == 1 else await series.published(existing)
-        return Result("duplicate", record_id, existing.head(), ids_of(change.events), published)
-    return Result("created", record_id, version.head(), ids_of(version.events), await series.published(version))
+    except DuplicateKey:  # the loser's own outbox note is forgotten: a retry publishes nothing new
+        return await duplicate_of(series, record_id, change, compare, what)
+    return Result("created", record_id, version.head(), ids_of(version.events), await published_now(series, version))
+
+
+async def duplicate_of(series: Aggregates, record_id: str, change: Change, compare: Sequence[str], what: str) -> Result:
+    """A record sent again that exists already: a duplicate if `compare` values are the same, else a Conflict."""
+    existing = await series.require(record_id, what)
+    if any(existing.state.get(k) != change.state.get(k) for k in compare):
+        raise Conflict(f"{what} {record_id} was already recorded with other details")
+    # Later versions (a retraction) carry their own events; version 1's went out with it or by the relay.
+    published = await series.republish(existing) if existing.number == 1 else await series.published(existing)
+    return Result("duplicate", record_id, existing.head(), ids_of(change.events), published)
+
+
+async def published_now(series: Aggregates, version: Version) -> bool:
+    """Whether the events of a version just written are on Kafka (a bulk load leaves them to the relay)."""
+    return series.publish_now and await series.published(version)
 
 
 async def changed_or_duplicate(
     series: Aggregates, version: Version, changed: bool, event_ids: tuple[str, ...], **extra: Any
 ) -> Result:
     """The result of a `change` whose retries find it done: the change is then the latest version."""
-    published = await (series.published(version) if changed else series.republish(version))
+    done = await (published_now(series, version) if changed else series.republish(version))
     outcome: Outcome = "changed" if changed else "duplicate"
-    return Result(outcome, version.aggregate_id, version.head(), event_ids, published, **extra)
+    return Result(outcome, version.aggregate_id, version.head(), event_ids, done, **extra)
 
 
 # --- venues and facilitators ------------------------------------------------------------------------
@@ -219,47 +236,77 @@ async def cancel_workshop(store: Store, who: Principal, workshop_id: str, reason
     return await changed_or_duplicate(store.workshops, version, changed, ids)
 
 
-def _already(state: dict[str, Any], registration_id: str, ref: str | None) -> str | None:
+def _already(seats: domain.Seats, registration_id: str, ref: str | None) -> str | None:
     """The registration that a retry of this one finds (same id, or the same person's active one)."""
-    existing = state.get("registrations", {}).get(registration_id)
+    existing = seats.registrations.get(registration_id)
     if existing is not None:
         if existing["person_ref"] != ref:
             raise Conflict(f"registration {registration_id} is another person's")
         return registration_id
-    return _seats(state).holder(ref) if ref else None
+    return seats.holder(ref) if ref else None
 
 
-def decide_register(who: Principal, workshop_id: str, registration_id: str, ref: str | None, origin: str) -> Decide:
-    """Seats the newcomer if a seat is free in the version it reads, else puts them at the end of the waiting
+@dataclass(frozen=True)
+class Newcomer:
+    registration_id: str
+    person_ref: str | None
+    origin: str
+
+
+def decide_register(who: Principal, workshop_id: str, newcomers: Sequence[Newcomer], added: set[str]) -> Decide:
+    """Seats each newcomer if a seat is free in the version it reads, else puts them at the end of the waiting
     list: the order of the waiting list is the order in which registrations won their version."""
 
     def decide(current: Version) -> Change | None:
         state = current.state
         _manage_workshop(who, state, workshop_id)
-        if _already(state, registration_id, ref):
-            return None
-        if state["status"] != "scheduled":
-            raise Conflict(f"the workshop is {state['status']}")
         seats = _seats(state)
-        domain.register(seats, registration_id, ref, origin)
-        return Change({**state, "registrations": seats.registrations})
+        added.clear()  # the decision that is stored is the last one made
+        for n in newcomers:
+            if _already(seats, n.registration_id, n.person_ref):
+                continue  # a retry, or the same person twice in one list
+            if state["status"] != "scheduled":
+                raise Conflict(f"the workshop is {state['status']}")
+            domain.register(seats, n.registration_id, n.person_ref, n.origin)
+            added.add(n.registration_id)
+        return Change({**state, "registrations": seats.registrations}) if added else None
 
     return decide
 
 
-async def register(store: Store, who: Principal, workshop_id: str, cmd: RegistrationCreate, *, key: bytes) -> Result:
+def _newcomer(workshop_id: str, cmd: RegistrationCreate, key: bytes) -> Newcomer:
     ref = ref_of(cmd.client_reference, key)
-    rid = cmd.registration_id or domain.record_id("reg", workshop_id, ref or "")
-    decide = decide_register(who, workshop_id, rid, ref, cmd.origin)
-    version, changed = await store.workshops.change(workshop_id, decide, what="workshop")
-    if changed:
-        return Result("created", rid, version.head())
-    held = _already(version.state, rid, ref)
-    assert held is not None  # decide found nothing to do: the registration is there
-    return Result("duplicate", held, version.head())
+    return Newcomer(cmd.registration_id or domain.record_id("reg", workshop_id, ref or ""), ref, cmd.origin)
 
 
-def decide_cancel_registration(who: Principal, workshop_id: str, registration_id: str, promoted: list[str | None]) -> Decide:
+async def register_many(
+    store: Store, who: Principal, workshop_id: str, cmds: Sequence[RegistrationCreate], *, key: bytes
+) -> list[Result]:
+    """Registers people in the order given, in one version (a referral list, a bulk load); a refusal refuses
+    the whole list. Each result says whether that registration is new or was there already."""
+    newcomers = [_newcomer(workshop_id, cmd, key) for cmd in cmds]
+    added: set[str] = set()
+    version, changed = await store.workshops.change(
+        workshop_id, decide_register(who, workshop_id, newcomers, added), what="workshop"
+    )
+    results = []
+    for n in newcomers:
+        if changed and n.registration_id in added:
+            results.append(Result("created", n.registration_id, version.head()))
+            continue
+        held = _already(_seats(version.state), n.registration_id, n.person_ref)
+        assert held is not None  # nothing to do for it: the registration is there
+        results.append(Result("duplicate", held, version.head()))
+    return results
+
+
+async def register(store: Store, who: Principal, workshop_id: str, cmd: RegistrationCreate, *, key: bytes) -> Result:
+    return (await register_many(store, who, workshop_id, [cmd], key=key))[0]
+
+
+def decide_cancel_registration(
+    who: Principal, workshop_id: str, registration_id: str, promoted: list[str | None]
+) -> Decide:
     def decide(current: Version) -> Change | None:
         state = current.state
         _manage_workshop(who, state, workshop_id)

@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from services.workshops.api import router
 from services.workshops.settings import WorkshopsSettings
 from services.workshops.store import Store
+from shared.layout import ensure_layout
 from shared.logs import configure_logging
 from shared.service import kafka_and_mongo, standard_checks
 from shared.web import create_app
@@ -26,10 +27,11 @@ def build_app(settings: WorkshopsSettings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with kafka_and_mongo(app, settings, "workshops"):
-            store = Store(app.state.mongo[settings.mongodb_database], app.state.publisher)
+            store = Store.open(app.state.mongo[settings.mongodb_database], app.state.publisher)
+            await ensure_layout(store.docs, "workshops")  # refuses data of an earlier layout (says `make reset`)
             await store.ensure_indexes()
             app.state.store = store
-            relay = asyncio.create_task(store.relay_forever(settings.outbox_interval_s))
+            relay = asyncio.create_task(store.outbox.relay_forever(settings.outbox_interval_s))
             try:
                 yield
             finally:

@@ -55,7 +55,3 @@ class Store:
         for kind, fields in INDEXES.items():
             for field in fields:
                 await self.docs.ensure_index(kind, field)
-
-    async def relay_forever(self, interval: float = 1.0) -> None:
-        """Publishes what a crash (or a Kafka outage) left noted in the outbox."""
-        await self.outbox.relay_forever(interval)

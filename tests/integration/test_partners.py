@@ -268,7 +268,8 @@ def test_authorisation_matrix(partners: Service, admin: dict) -> None:
     own_sign = http.post(f"/v1/partnerships/{ps_a['id']}/sign", json={"signed_on": "2031-03-01"}, headers=as_a)
     assert own_sign.status_code == 403
     assert http.post(f"{b_url}/sign", json={"signed_on": "2031-03-01"}, headers=as_a).status_code == 403
-    assert http.post("/v1/partnerships/import", content=b"external_ref\n", headers=as_a).status_code == 403
+    csv_body = as_a | {"content-type": "text/csv"}
+    assert http.post("/v1/partnerships/import", content=b"external_ref\n", headers=csv_body).status_code == 403
     assert http.post("/v1/users", json={}, headers=as_a).status_code == 403
 
     # Monitoring reads everything (not contacts) and writes nothing.
@@ -470,3 +471,30 @@ def test_skills_mission_published_volunteered_completed(
     assert mine[1].data.volunteers == 2 and mine[1].data.hours == 14
     assert b"FAKE-000" not in b"".join(r.value for r in records(0))
     assert indicator(metrics, "skills_missions") == before + 1
+
+
+def test_null_for_a_required_field_is_refused_and_nothing_stored(partners: Service, admin: dict) -> None:
+    http = partners.http
+    org = new_partner(http, admin)
+    for body in ({"kind": None}, {"name": None}, {"departements": None}, {"contacts": None}, {"address": None}):
+        r = http.patch(f"/v1/partners/{org['id']}", json=body, headers=admin)
+        assert r.status_code == 422 and "may not be null" in r.text, (body, r.text)
+    assert http.get(f"/v1/partners/{org['id']}", headers=admin).json() == org
+    ps = draft(partners, admin, org["id"])
+    for body in ({"partnership_type": None}, {"commitments": None}, {"starts_on": None}, {"departements": None}):
+        r = http.patch(f"/v1/partnerships/{ps['id']}", json=body, headers=admin)
+        assert r.status_code == 422 and "may not be null" in r.text, (body, r.text)
+    open_ended = http.patch(f"/v1/partnerships/{ps['id']}", json={"ends_on": None, "title": None}, headers=admin)
+    assert open_ended.status_code == 200 and open_ended.json()["ends_on"] is None
+    assert http.get(f"/v1/partnerships/{ps['id']}", headers=admin).json() == open_ended.json()
+
+
+def test_a_deleted_draft_is_gone_from_reads_and_lists(partners: Service, admin: dict) -> None:
+    http = partners.http
+    org = new_partner(http, admin)
+    ps = draft(partners, admin, org["id"])
+    assert http.delete(f"/v1/partnerships/{ps['id']}", headers=admin).status_code == 204
+    assert http.get(f"/v1/partnerships/{ps['id']}", headers=admin).status_code == 404
+    assert http.delete(f"/v1/partnerships/{ps['id']}", headers=admin).status_code == 404
+    listed = http.get("/v1/partnerships", params={"partner_id": org["id"]}, headers=admin).json()
+    assert listed["total"] == 0 and listed["items"] == []

@@ -23,6 +23,7 @@ def event_ids(records) -> Counter:
 
 
 def test_event_written_before_a_crash_is_published_once_after_restart(stack: None, mongo) -> None:
+    mongo.drop_database(DB)  # an earlier run's data (perhaps of another storage layout)
     doomed = start_service("partners", PORT, {"PARTNERS_DB": DB, "PARTNERS_FAULT_EXIT_BEFORE_PUBLISH": "1"})
     try:
         wait_ready(doomed)
@@ -35,11 +36,12 @@ def test_event_written_before_a_crash_is_published_once_after_restart(stack: Non
             with pytest.raises(httpx.HTTPError):
                 doomed.http.post(f"/v1/partnerships/{pid}/sign", json={"signed_on": "2031-05-02"}, headers=admin)
             assert doomed.proc.wait(timeout=30) == FAULT_EXIT_CODE
-            stored = mongo[DB]["partnerships"].find_one({"_id": pid})
-            assert stored["status"] == "signed", "the state change was written"
-            assert stored["outbox_pending"] is True and len(stored["outbox"]) == 1
-            event_id = stored["outbox"][0]["id"]
-            assert stored["outbox"][0]["type"] == "partnership.signed"
+            version_id = f"{pid}@0000000002"  # version 1 is the draft
+            stored = mongo[DB]["partnerships_versions"].find_one({"_id": version_id})
+            assert stored["state"]["status"] == "signed", "the state change was written"
+            assert [e["type"] for e in stored["events"]] == ["partnership.signed"], "with its event"
+            event_id = stored["events"][0]["id"]
+            assert mongo[DB]["outbox"].find_one({"v": version_id}) is not None, "noted as not yet published"
             assert event_id not in event_ids(records(1.0)), "nothing was published before the crash"
     finally:
         stop_service(doomed)
@@ -48,7 +50,7 @@ def test_event_written_before_a_crash_is_published_once_after_restart(stack: Non
     try:
         wait_ready(revived)
         wait_until(
-            lambda: mongo[DB]["partnerships"].find_one({"_id": pid})["outbox_pending"] is False,
+            lambda: mongo[DB]["outbox"].find_one({"v": version_id}) is None,
             30,
             "the relay to publish what the crash left behind",
         )

@@ -3,6 +3,7 @@ an attendance recorded by the workshops service moves the live counter of the me
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 import uuid
@@ -10,13 +11,17 @@ from datetime import UTC, datetime
 
 import pytest
 
+from services.workshops.store import Store
+from shared.aggregates import Change, version_id
 from shared.identity import Principal, Role, issue_token
+from shared.mongo import mongo_client
+from shared.outbox import NOTES
 from shared.privacy import person_ref
 from shared.serde import encode
 from shared.settings import DEV_PERSON_REF_KEY, DEV_PLATFORM_TOKEN_KEY
 from shared.topics import DEAD_LETTER, WORKSHOPS
 from tests import samples
-from tests.conftest import DBS, TEST_ENV, Service, wait_until
+from tests.conftest import DBS, MONGODB_URI, TEST_ENV, Service, wait_until
 from tests.kafka_tools import dead_letters_with_key, produce, tail
 
 pytestmark = pytest.mark.integration
@@ -78,7 +83,7 @@ def test_attendance_moves_people_helped_once(services: dict[str, Service], mongo
     ref = person_ref(client, DEV_PERSON_REF_KEY.encode())
     assert stored["person_ref"] == ref
     assert client not in json.dumps(stored, default=str), "the raw client reference must never be stored"
-    assert stored["outbox_pending"] is False and stored["outbox"] == []
+    assert mongo[DBS["workshops"]][NOTES].find_one({"_id": version_id(first["attendance_id"], 1)}) is None
     duplicate = samples.attended(ref, event_id=uuid.UUID(stored["event_id"]))
     produce(WORKSHOPS.name, encode(duplicate), ref.encode())
     produce(WORKSHOPS.name, encode(duplicate), ref.encode())
@@ -172,19 +177,29 @@ def test_malformed_record_goes_to_dead_letter_and_counting_goes_on(services: dic
 
 
 def test_outbox_relay_publishes_what_a_crash_left_behind(services: dict[str, Service], mongo) -> None:
-    """A document written with its event but never published (the service died in between)."""
-    from shared.outbox import outbox_entries
-
+    """A version written with its event and its outbox note but never published (the writer died in between):
+    the running service's relay publishes it and forgets the note."""
     metrics = services["metrics"]
     helped0 = indicator(metrics, "people_helped")
     event = samples.attended(samples.ref(uuid.uuid4()))
-    doc = {"_id": event.data.attendance_id, "event_id": str(event.id), **outbox_entries([event])}
-    mongo[DBS["workshops"]]["attendances"].insert_one(doc)
-    wait_until(lambda: indicator(metrics, "people_helped") == helped0 + 1, 10, "relay to publish")
+    attendance_id = event.data.attendance_id
+    state = {**event.data.model_dump(mode="json"), "event_id": str(event.id), "retracted": False}
+
+    async def write_without_publishing() -> None:
+        client = mongo_client(MONGODB_URI, app_name="test-crashed-writer")
+        try:
+            store = Store.open(client[DBS["workshops"]], None, publish_now=False)
+            version = await store.attendances.create(attendance_id, Change(state, [event]))
+            assert not await store.attendances.published(version), "nothing was published: the writer 'died'"
+        finally:
+            await client.close()
+
+    asyncio.run(write_without_publishing())
+    wait_until(lambda: indicator(metrics, "people_helped") == helped0 + 1, 30, "relay to publish")
     wait_until(
-        lambda: not mongo[DBS["workshops"]]["attendances"].find_one({"_id": doc["_id"]})["outbox_pending"],
-        5,
-        "outbox cleared",
+        lambda: mongo[DBS["workshops"]][NOTES].find_one({"_id": version_id(attendance_id, 1)}) is None,
+        10,
+        "outbox note forgotten",
     )
 
 

@@ -248,3 +248,21 @@ async def test_layout_marks_an_empty_database_and_refuses_an_old_one() -> None:
     await old.insert("workshops", {"_id": "w-1", "outbox": []})
     with pytest.raises(LayoutMismatch, match="make reset"):
         await ensure_layout(old, "workshops")
+
+
+async def test_relay_stops_when_kafka_refuses_a_full_batch() -> None:
+    docs = MemoryDocuments()
+    publisher, clock = FakePublisher(), Clock()
+    things, outbox = store(docs, publisher, clock)
+    publisher.down = True
+    await things.create_many([(f"t-{i}", Change({"n": i}, [venue_event(i)])) for i in range(6)])
+    clock.now += timedelta(seconds=6)
+    assert await outbox.relay_once(batch=3) == 0  # returns (does not spin) while the broker is away
+    publisher.down = False
+    assert await outbox.relay_once(batch=3) == 6
+
+
+async def test_create_many_refuses_one_id_twice() -> None:
+    things, _ = store(MemoryDocuments())
+    with pytest.raises(ValueError, match="twice"):
+        await things.create_many([("t-1", Change({"n": 1})), ("t-1", Change({"n": 2}))])

@@ -43,3 +43,20 @@ def test_what_has_happened_by_now_in_the_current_year_is_valid() -> None:
             FacilitatorCreate.model_validate(f.model_dump())
     done = [AccompanimentCreate.model_validate(a) for a in p.accompaniments if a["completed_at"] <= now]
     assert done
+
+
+async def test_the_demo_loads_through_the_handlers_and_a_second_run_adds_nothing() -> None:
+    from services.workshops.demo import load
+    from services.workshops.store import Store
+    from shared.docstore import MemoryDocuments
+    from tests.unit.test_workshops_handlers import KEY, Recorder
+
+    kafka, docs, now = Recorder(), MemoryDocuments(), datetime.now(UTC)
+    first = await load(plan(now.year, 0.05), Store.in_memory(kafka, docs), KEY, now)  # type: ignore[arg-type]
+    assert not [name for name in first if "refused" in name], first
+    assert first["registration created"] > 0
+    events = kafka.ids()
+    assert set(events.values()) == {1}  # every event once
+    again = await load(plan(now.year, 0.05), Store.in_memory(kafka, docs), KEY, now)  # type: ignore[arg-type]
+    assert not [name for name in again if "created" in name or "changed" in name or "refused" in name], again
+    assert kafka.ids() == events  # nothing new, nothing sent twice
