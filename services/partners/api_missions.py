@@ -42,7 +42,7 @@ async def create_mission(body: MissionCreate, store: StoreDep, principal: Writer
     result = await handlers.create_mission(store, partner.head(), body)
     if not result.created:
         response.status_code = 200
-    return mission_public(result.doc, result.published)
+    return mission_public(result.record, result.published)
 
 
 @router.get("/missions", response_model=Page[MissionPublic])
@@ -80,7 +80,7 @@ async def add_volunteer(mission_id: str, body: VolunteerCreate, store: StoreDep,
     """La Poste records a postal employee volunteering (the staff number stays here; events carry counts)."""
     await _check(store, mission_id, principal)
     result = await handlers.add_volunteer(store, mission_id, body.staff_id)
-    return mission_public(result.doc, result.published)
+    return mission_public(result.record, result.published)
 
 
 @router.post("/missions/{mission_id}/completion", response_model=MissionPublic)
@@ -89,4 +89,4 @@ async def complete_mission(
 ) -> MissionPublic:
     await _check(store, mission_id, principal)
     result = await handlers.complete_mission(store, mission_id, body)
-    return mission_public(result.doc, result.published)
+    return mission_public(result.record, result.published)

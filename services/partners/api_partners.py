@@ -55,7 +55,7 @@ def _partner_query(
 
 @router.post("/partners", status_code=201, response_model=PartnerPublic, tags=["partners"])
 async def create_partner(body: PartnerCreate, store: StoreDep, _: Admin) -> PartnerPublic:
-    return partner_public((await handlers.create_partner(store, body)).doc, contacts=True)
+    return partner_public((await handlers.create_partner(store, body)).record, contacts=True)
 
 
 @router.get("/partners", response_model=Page[PartnerPublic], tags=["partners"])
@@ -104,7 +104,7 @@ async def get_partner(partner_id: str, store: StoreDep, principal: Reader) -> Pa
 @router.patch("/partners/{partner_id}", response_model=PartnerPublic, tags=["partners"])
 async def update_partner(partner_id: str, body: PartnerUpdate, store: StoreDep, principal: Writer) -> PartnerPublic:
     await visible(store.partners, partner_id, principal, "partner")
-    return partner_public((await handlers.update_partner(store, partner_id, body)).doc, contacts=True)
+    return partner_public((await handlers.update_partner(store, partner_id, body)).record, contacts=True)
 
 
 class SkillsLabel(BaseModel):
@@ -116,4 +116,4 @@ class SkillsLabel(BaseModel):
 async def put_skills_label(partner_id: str, body: SkillsLabel, store: StoreDep, _: Admin) -> PartnerPublic:
     """La Poste labels (or unlabels) an association for skills sponsorship."""
     result = await handlers.set_skills_label(store, partner_id, body.labelled, body.labelled_on)
-    return partner_public(result.doc)
+    return partner_public(result.record)

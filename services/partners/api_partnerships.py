@@ -116,7 +116,7 @@ async def create_partnership(
     result = await handlers.create_partnership(store, partner_id, body)
     if not result.created:
         response.status_code = 200
-    return partnership_public(result.doc, result.published)
+    return partnership_public(result.record, result.published)
 
 
 @router.get("/partnerships", response_model=Page[PartnershipPublic], tags=["partnerships"])
@@ -194,7 +194,7 @@ async def update_partnership(
 ) -> PartnershipPublic:
     await _check(store, partnership_id, principal)
     result = await handlers.update_partnership(store, partnership_id, body)
-    return partnership_public(result.doc, result.published)
+    return partnership_public(result.record, result.published)
 
 
 @router.delete("/partnerships/{partnership_id}", status_code=204, tags=["partnerships"])
@@ -209,7 +209,7 @@ async def _transition(
 ) -> PartnershipPublic:
     await _check(store, partnership_id, principal)
     result = await handlers.transition(store, partnership_id, cmd)
-    return partnership_public(result.doc, result.published)
+    return partnership_public(result.record, result.published)
 
 
 @router.post("/partnerships/{partnership_id}/sign", response_model=PartnershipPublic, tags=["lifecycle"])

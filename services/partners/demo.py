@@ -258,13 +258,13 @@ async def load(store: Store, demo: Demo) -> dict[str, Any]:
         except (Conflict, Invalid):
             kept += 1
             continue
-        states[pid] = result.doc
+        states[pid] = result.record
         steps_applied += result.outcome == "changed"
     labelled = [pid for pid, _ in demo.labelled]
     partners = {d["_id"]: d for d in await store.partners.find({"_id": {"$in": labelled}})}
     for pid, on in demo.labelled:
         if not (partners[pid]["skills_label"] and partners[pid]["skills_labelled_on"] == on.isoformat()):
-            partners[pid] = (await handlers.set_skills_label(store, pid, True, on)).doc
+            partners[pid] = (await handlers.set_skills_label(store, pid, True, on)).record
     missions_created = completed = 0
     for pid, announcement, staff, completion in demo.missions:
         try:
@@ -273,10 +273,10 @@ async def load(store: Store, demo: Demo) -> dict[str, Any]:
             kept += 1
             continue
         missions_created += created.created
-        mission = created.doc
+        mission = created.record
         for s in staff:
             if mission["status"] == "published" and s not in mission["volunteers"]:
-                mission = (await handlers.add_volunteer(store, mission["_id"], s)).doc
+                mission = (await handlers.add_volunteer(store, mission["_id"], s)).record
         if completion and mission["status"] == "published" and mission["volunteers"]:
             await handlers.complete_mission(store, mission["_id"], completion)
             completed += 1

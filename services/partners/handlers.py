@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
-from typing import Any, Literal
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from services.partners import domain
@@ -44,6 +43,7 @@ from shared.events import (
     new_event,
 )
 from shared.outbox import RELAY_GRACE
+from shared.results import Outcome, Result
 
 __all__ = [
     "SOURCE",
@@ -67,22 +67,12 @@ __all__ = [
 
 SOURCE = "/services/partners"
 PARIS = ZoneInfo("Europe/Paris")
-Outcome = Literal["created", "changed", "unchanged"]
 LifecycleCommand = SignCommand | ActivateCommand | RenewCommand | EndCommand
 
 
-@dataclass(frozen=True)
-class Result:
-    """What a command left stored: the record (state, `_id`, `version`), what this call did, and whether the
-    events of the record's latest change are on Kafka (False: stored, they wait in the outbox)."""
 
-    doc: dict[str, Any]
-    outcome: Outcome
-    published: bool = True
-
-    @property
-    def created(self) -> bool:
-        return self.outcome == "created"
+def _result(outcome: Outcome, record: dict[str, Any], *, published: bool = True) -> Result:
+    return Result(outcome, record["_id"], record, published=published)
 
 
 def _at_noon(day: date) -> datetime:
@@ -102,13 +92,13 @@ def _now() -> datetime:
 async def _stored(series: Aggregates, version: Version, changed: bool) -> Result:
     """The result of a `change`: a new version, or the current one when the command was already done."""
     if changed:
-        return Result(version.head(), "changed", await series.published(version))
+        return _result("changed", version.head(), published=await series.published(version))
     published = await series.published(version)
     if not published and series.outbox.clock() - version.at >= RELAY_GRACE:
         # A retry of a command whose writer never published (it died): publish now rather than wait for the
         # relay. A younger note belongs to a writer that is publishing it at this moment.
         published = await series.republish(version)
-    return Result(version.head(), "unchanged", published)
+    return _result("duplicate", version.head(), published=published)
 
 
 def _live(version: Version, what: str) -> dict[str, Any]:
@@ -143,7 +133,7 @@ async def create_partner(store: Store, cmd: PartnerCreate) -> Result:
         version = await store.partners.create(partner_id, Change(partner_state(cmd)))
     except DuplicateKey:
         raise Conflict(f"a partner with legal identifier {cmd.legal_id} already exists: {partner_id}") from None
-    return Result(version.head(), "created")
+    return _result("created", version.head())
 
 
 def _edit(changes: dict[str, Any]) -> Callable[[Version], Change | None]:
@@ -178,7 +168,7 @@ def terms_of(cmd: PartnershipCreate | PartnershipUpdate) -> dict[str, Any]:
 
 
 async def create_partnership(store: Store, partner_id: str, cmd: PartnershipCreate) -> Result:
-    """A draft; the same external_ref with the same terms again is the same partnership ("unchanged")."""
+    """A draft; the same external_ref with the same terms again is the same partnership ("duplicate")."""
     if await store.partners.get(partner_id) is None:
         raise NotFound(f"no partner {partner_id}")
     pid = domain.partnership_id_for(cmd.external_ref) if cmd.external_ref else f"ps-{uuid.uuid4()}"
@@ -192,7 +182,7 @@ async def create_partnership(store: Store, partner_id: str, cmd: PartnershipCrea
         "created_at": _now(),
     }
     try:
-        return Result((await store.partnerships.create(pid, Change(state))).head(), "created")
+        return _result("created", (await store.partnerships.create(pid, Change(state))).head())
     except DuplicateKey:
         pass
 
@@ -206,7 +196,7 @@ async def create_partnership(store: Store, partner_id: str, cmd: PartnershipCrea
 
     version, changed = await store.partnerships.change(pid, again, what="partnership")
     if changed:
-        return Result(version.head(), "created")
+        return _result("created", version.head())
     return await _stored(store.partnerships, version, False)
 
 
@@ -235,7 +225,7 @@ async def delete_draft(store: Store, partnership_id: str) -> Result:
         return Change({**state, "status": DELETED, "deleted_at": _now().isoformat()})
 
     version, changed = await store.partnerships.change(partnership_id, decide, what="partnership")
-    return Result(version.head(), "changed" if changed else "unchanged")
+    return _result("changed" if changed else "duplicate", version.head())
 
 
 def _signed(doc: dict[str, Any]) -> Envelope:
@@ -366,7 +356,7 @@ async def create_mission(store: Store, partner: dict[str, Any], cmd: MissionCrea
         try:
             event = _event(data, cmd.published_on, mid, "published")
             version = await store.missions.create(mid, Change(state, [event]))
-            return Result(version.head(), "created", await store.missions.published(version))
+            return _result("created", version.head(), published=await store.missions.published(version))
         except DuplicateKey:
             existing = await store.missions.require(mid, "mission")
     same = existing.state["partner_id"] == partner["_id"]
@@ -376,7 +366,7 @@ async def create_mission(store: Store, partner: dict[str, Any], cmd: MissionCrea
     published = await store.missions.published(first)
     if not published and store.outbox.clock() - first.at >= RELAY_GRACE:
         published = await store.missions.republish(first)
-    return Result(existing.head(), "unchanged", published)
+    return _result("duplicate", existing.head(), published=published)
 
 
 async def add_volunteer(store: Store, mission_id: str, staff_id: str) -> Result:

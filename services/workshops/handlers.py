@@ -9,13 +9,13 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
 from services.workshops import domain
 from services.workshops.domain import RuleBroken, can_manage, event_id
 from services.workshops.schemas import FacilitatorCreate, RegistrationCreate, VenueCreate, WorkshopCreate
 from services.workshops.store import Store
-from shared import geo
+from shared import geo, results
 from shared.aggregates import Aggregates, Change, Version
 from shared.docstore import DuplicateKey
 from shared.errors import Conflict, Forbidden, Invalid, NotFound
@@ -30,6 +30,7 @@ from shared.events import (
 )
 from shared.identity import Principal, Role
 from shared.privacy import person_ref
+from shared.results import Outcome
 
 __all__ = [
     "SOURCE",
@@ -46,21 +47,14 @@ __all__ = [
 
 SOURCE = "/services/workshops"
 TERRITORY = ("departement", "region", "qpv", "rural", "timezone")
-# created: version 1 was written; changed: a later version was written; duplicate: it was already so (a retry).
-Outcome = Literal["created", "changed", "duplicate"]
 Decide = Callable[[Version], Change | None]
 
 
 @dataclass(frozen=True)
-class Result:
-    """What a command did: the record now stored (as its head shows it) and the events that change carries."""
+class Result(results.Result):
+    """The shared result, and for a cancelled registration the waiting one its seat went to."""
 
-    outcome: Outcome
-    id: str  # the record (or, for registrations, the registration) the command is about
-    record: dict[str, Any]
-    event_ids: tuple[str, ...] = ()
-    published: bool = True  # False: the events wait in the outbox for the relay (Kafka away, or a bulk load)
-    promoted: str | None = None  # a cancelled registration's seat went to this waiting registration
+    promoted: str | None = None
 
 
 # --- helpers shared with checkins.py ----------------------------------------------------------------

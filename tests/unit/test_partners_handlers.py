@@ -78,21 +78,21 @@ def store(kafka: RecordingPublisher) -> Store:
 
 async def draft(store: Store, **over: object) -> str:
     partner = await handlers.create_partner(store, partner_cmd())
-    return (await handlers.create_partnership(store, partner.doc["_id"], terms(**over))).doc["_id"]
+    return (await handlers.create_partnership(store, partner.record["_id"], terms(**over))).record["_id"]
 
 
 async def test_partner_is_one_per_legal_identifier_and_edits_are_versions(store: Store) -> None:
     created = await handlers.create_partner(store, partner_cmd())
-    assert created.created and created.doc["version"] == 1
+    assert created.created and created.record["version"] == 1
     with pytest.raises(Conflict, match="already exists"):
         await handlers.create_partner(store, partner_cmd("732 829 320 00074"))
-    pid = created.doc["_id"]
+    pid = created.record["_id"]
     edited = await handlers.update_partner(store, pid, PartnerUpdate(name="Nouveau nom"))
-    assert edited.outcome == "changed" and edited.doc["name"] == "Nouveau nom" and edited.doc["version"] == 2
+    assert edited.outcome == "changed" and edited.record["name"] == "Nouveau nom" and edited.record["version"] == 2
     same = await handlers.update_partner(store, pid, PartnerUpdate(name="Nouveau nom"))
-    assert same.outcome == "unchanged" and same.doc["version"] == 2
+    assert same.outcome == "duplicate" and same.record["version"] == 2
     labelled = await handlers.set_skills_label(store, pid, True, date(2031, 1, 10))
-    assert labelled.doc["skills_label"] is True and labelled.doc["skills_labelled_on"] == "2031-01-10"
+    assert labelled.record["skills_label"] is True and labelled.record["skills_labelled_on"] == "2031-01-10"
     assert [v.number for v in await store.partners.history(pid)] == [1, 2, 3]
     with pytest.raises(NotFound):
         await handlers.update_partner(store, "pa-missing", PartnerUpdate(name="Autre nom"))
@@ -105,19 +105,19 @@ async def test_lifecycle_publishes_one_event_per_step_and_refuses_the_rest(
     with pytest.raises(Conflict, match="draft"):
         await handlers.transition(store, ps, EndCommand(ended_on=date(2031, 5, 1), reason=EndReason.OTHER))
     signed = await handlers.transition(store, ps, SignCommand(signed_on=date(2031, 3, 15)))
-    assert signed.outcome == "changed" and signed.published and signed.doc["status"] == "signed"
+    assert signed.outcome == "changed" and signed.published and signed.record["status"] == "signed"
     with pytest.raises(Conflict, match="signed"):
         await handlers.transition(store, ps, SignCommand(signed_on=date(2031, 3, 16)))
     with pytest.raises(Invalid, match="before signed_on"):
         await handlers.transition(store, ps, ActivateCommand(activated_on=date(2031, 3, 1)))
     await handlers.transition(store, ps, ActivateCommand(activated_on=date(2031, 4, 1)))
     renewed = await handlers.transition(store, ps, RenewCommand(renewed_on=date(2032, 2, 1), ends_on=date(2033, 3, 31)))
-    assert renewed.doc["renewals"] == [
+    assert renewed.record["renewals"] == [
         {"renewed_on": "2032-02-01", "previous_ends_on": "2032-03-31", "ends_on": "2033-03-31"}
     ]
     end = EndCommand(ended_on=date(2032, 6, 30), reason=EndReason.PARTNER_WITHDREW, note="internal")
     ended = await handlers.transition(store, ps, end)
-    assert ended.doc["status"] == "ended" and ended.doc["end_note"] == "internal"
+    assert ended.record["status"] == "ended" and ended.record["end_note"] == "internal"
     assert kafka.types(ps) == [
         "partnership.signed",
         "partnership.activated",
@@ -132,14 +132,14 @@ async def test_a_retry_answers_the_state_and_publishes_nothing_new(store: Store,
     ps = await draft(store)
     first = await handlers.transition(store, ps, SignCommand(signed_on=date(2031, 3, 15)))
     again = await handlers.transition(store, ps, SignCommand(signed_on=date(2031, 3, 15)))
-    assert again.outcome == "unchanged" and again.published and again.doc == first.doc
+    assert again.outcome == "duplicate" and again.published and again.record == first.record
     assert kafka.types(ps) == ["partnership.signed"]
 
 
 async def test_a_draft_is_edited_then_deleted_and_then_gone(store: Store) -> None:
     ps = await draft(store, external_ref="REF-DRAFT-1")
     edited = await handlers.update_partnership(store, ps, PartnershipUpdate(title="Ateliers"))
-    assert edited.doc["title"] == "Ateliers" and edited.doc["version"] == 2
+    assert edited.record["title"] == "Ateliers" and edited.record["version"] == 2
     with pytest.raises(Invalid, match="after starts_on"):
         await handlers.update_partnership(store, ps, PartnershipUpdate(ends_on=date(2031, 1, 1)))
     await handlers.delete_draft(store, ps)
@@ -151,9 +151,9 @@ async def test_a_draft_is_edited_then_deleted_and_then_gone(store: Store) -> Non
         await handlers.delete_draft(store, ps)
     assert [v.state["status"] for v in await store.partnerships.history(ps)] == ["draft", "draft", "deleted"]
     # Its external reference is free again: the same terms make a new draft (a new version of the same id).
-    partner_id = edited.doc["partner_id"]
+    partner_id = edited.record["partner_id"]
     again = await handlers.create_partnership(store, partner_id, terms(external_ref="REF-DRAFT-1"))
-    assert again.created and again.doc["_id"] == ps and again.doc["status"] == "draft"
+    assert again.created and again.record["_id"] == ps and again.record["status"] == "draft"
 
 
 async def test_only_a_draft_is_edited_or_deleted(store: Store) -> None:
@@ -167,10 +167,10 @@ async def test_only_a_draft_is_edited_or_deleted(store: Store) -> None:
 
 async def test_same_external_ref_is_the_same_partnership_other_terms_a_conflict(store: Store) -> None:
     partner = await handlers.create_partner(store, partner_cmd())
-    pid = partner.doc["_id"]
+    pid = partner.record["_id"]
     first = await handlers.create_partnership(store, pid, terms(external_ref="REF-1"))
     again = await handlers.create_partnership(store, pid, terms(external_ref="REF-1"))
-    assert first.created and again.outcome == "unchanged" and again.doc["_id"] == first.doc["_id"]
+    assert first.created and again.outcome == "duplicate" and again.record["_id"] == first.record["_id"]
     with pytest.raises(Conflict, match="external_ref"):
         await handlers.create_partnership(store, pid, terms(external_ref="REF-1", departements=["75"]))
     with pytest.raises(NotFound):
@@ -191,15 +191,15 @@ def mission(places: int) -> MissionCreate:
 
 async def labelled_partner(store: Store) -> dict:
     partner = await handlers.create_partner(store, partner_cmd("W751234567"))
-    return (await handlers.set_skills_label(store, partner.doc["_id"], True, date(2031, 1, 1))).doc
+    return (await handlers.set_skills_label(store, partner.record["_id"], True, date(2031, 1, 1))).record
 
 
 async def test_mission_volunteers_within_places_once_then_completion(store: Store, kafka: RecordingPublisher) -> None:
     partner = await handlers.create_partner(store, partner_cmd())
     with pytest.raises(Conflict, match="labelled"):
-        await handlers.create_mission(store, partner.doc, mission(2))
+        await handlers.create_mission(store, partner.record, mission(2))
     created = await handlers.create_mission(store, await labelled_partner(store), mission(2))
-    mid = created.doc["_id"]
+    mid = created.record["_id"]
     done = CompletionCommand(completed_on=date(2031, 3, 1), hours=14)
     with pytest.raises(Conflict, match="without volunteers"):
         await handlers.complete_mission(store, mid, done)
@@ -208,8 +208,8 @@ async def test_mission_volunteers_within_places_once_then_completion(store: Stor
     with pytest.raises(Conflict, match="full"):
         await handlers.add_volunteer(store, mid, "FAKE-0003")
     completed = await handlers.complete_mission(store, mid, done)
-    assert completed.doc["status"] == "completed" and completed.doc["volunteers"] == ["FAKE-0001", "FAKE-0002"]
-    assert (await handlers.complete_mission(store, mid, done)).outcome == "unchanged"
+    assert completed.record["status"] == "completed" and completed.record["volunteers"] == ["FAKE-0001", "FAKE-0002"]
+    assert (await handlers.complete_mission(store, mid, done)).outcome == "duplicate"
     with pytest.raises(Conflict, match="volunteers join published missions only"):
         await handlers.add_volunteer(store, mid, "FAKE-0004")
     assert kafka.types(mid) == ["skills_mission.published", "skills_mission.completed"]
@@ -236,7 +236,7 @@ async def test_conflicting_lifecycle_commands_on_two_stores_one_winner_one_event
 async def test_concurrent_volunteers_on_two_stores_never_exceed_the_places(kafka: RecordingPublisher) -> None:
     docs = MemoryDocuments()
     one, two = Store.in_memory(kafka, docs), Store.in_memory(kafka, docs)  # type: ignore[arg-type]
-    mid = (await handlers.create_mission(one, await labelled_partner(one), mission(5))).doc["_id"]
+    mid = (await handlers.create_mission(one, await labelled_partner(one), mission(5))).record["_id"]
     staff = [f"FAKE-{i % 20:04d}" for i in range(30)]  # ten of them volunteer twice
     outcomes = await asyncio.gather(
         *(handlers.add_volunteer(one if i % 2 else two, mid, s) for i, s in enumerate(staff)),
