@@ -20,6 +20,7 @@ makes a change correct.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import random
 import time
 from collections import OrderedDict
@@ -55,6 +56,7 @@ class Version:
     at: datetime
     events: tuple[Envelope, ...] = ()
     note: str | None = field(default=None, compare=False)  # the outbox note of the writer that stored it
+    sent: bool = field(default=False, compare=False)  # this process saw Kafka acknowledge its events
 
     @property
     def id(self) -> str:
@@ -215,8 +217,7 @@ class Aggregates:
     async def create(self, aggregate_id: str, change: Change) -> Version:
         """Insert version 1; raises DuplicateKey if the aggregate exists already (its latest is then in `get`)."""
         version = await self._insert(aggregate_id, 1, change, self.outbox.clock())
-        await self.publish([version])
-        return version
+        return dataclasses.replace(version, sent=await self.publish([version]) and bool(version.events))
 
     async def change(
         self,
@@ -264,8 +265,7 @@ class Aggregates:
                 # pause lets a burst of the other instance's writers through instead of racing it.
                 await asyncio.sleep(random.uniform(0, 0.01))
                 current, verified = await self._follow(aggregate_id, current) or current, True
-        await self.publish([version])
-        return version, True
+        return dataclasses.replace(version, sent=await self.publish([version]) and bool(version.events)), True
 
     async def create_many(self, changes: Sequence[tuple[str, Change]]) -> list[Version | None]:
         """Bulk load of new aggregates (imports, the demo): a few writes for the whole batch. Returns each new
@@ -314,7 +314,7 @@ class Aggregates:
 
     async def published(self, version: Version) -> bool:
         """Whether this version's events are known to be on Kafka (no note of it is left)."""
-        if not version.events:
+        if not version.events or version.sent:
             return True
         return not await self.outbox.notes_of(version.id)
 
