@@ -15,6 +15,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"syscall"
+	"time"
 
 	"github.com/FerretDB/FerretDB/ferretdb"
 )
@@ -23,6 +24,7 @@ func main() {
 	listen := flag.String("listen", "127.0.0.1:27017", "TCP address to listen on")
 	sqliteDir := flag.String("sqlite-dir", ".data/ferretdb", "directory for the SQLite databases (created if missing)")
 	logLevel := flag.String("log-level", "warn", "log level: debug, info, warn or error")
+	lookupIndexes := flag.Bool("lookup-indexes", true, "index the expression FerretDB's _id look-ups use (see indexer.go)")
 	flag.Parse()
 
 	var level slog.Level
@@ -51,6 +53,10 @@ func main() {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+
+	if *lookupIndexes {
+		go indexForever(ctx, dir, time.Second, logger)
+	}
 
 	log.Printf("ferretdb-local: listening on %s, sqlite dir %s", *listen, dir)
 	if err = f.Run(ctx); err != nil {
