@@ -19,7 +19,15 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e '.[dev]'
 	@touch $@
 
-install: $(STAMP)
+# The portal's front-end files (DSFR), axe-core for its accessibility tests and the AsyncAPI 3 JSON Schema the
+# event catalog is checked against, from package-lock.json.
+NODE_STAMP := node_modules/.package-lock.json
+$(NODE_STAMP): package.json package-lock.json
+	@command -v npm >/dev/null 2>&1 || { echo "error: npm is missing (Node.js 18+): apt-get install npm"; exit 1; }
+	npm ci --no-audit --no-fund
+	@touch $@
+
+install: $(STAMP) $(NODE_STAMP)
 
 infra-up: install
 	deploy/local/stack.sh up
@@ -36,9 +44,10 @@ services-down:
 run: services-up
 	deploy/local/services.sh demo
 	@echo
-	@echo "Dashboard:  http://127.0.0.1:8004/"
-	@echo "Progress:   http://127.0.0.1:8004/v1/progress"
-	@echo "APIs:       partners :8001  workshops :8002  detection :8003  metrics :8004  (each has /docs)"
+	@echo "Dashboard:  http://127.0.0.1:$${METRICS_PORT:-8004}/"
+	@echo "Portal:     http://127.0.0.1:$${PORTAL_PORT:-8005}/  (demo accounts in .run/demo-credentials-portal.json)"
+	@echo "Progress:   http://127.0.0.1:$${METRICS_PORT:-8004}/v1/progress"
+	@echo "APIs:       partners :$${PARTNERS_PORT:-8001}  workshops :$${WORKSHOPS_PORT:-8002}  detection :$${DETECTION_PORT:-8003}  metrics :$${METRICS_PORT:-8004}  (each has /docs)"
 	@echo "Terminals:  tokens in .run/demo-credentials.json (see README)"
 	@echo "Logs:       .run/logs/   Stop with: make stop"
 

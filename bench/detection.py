@@ -123,7 +123,13 @@ async def _run(seconds: float, concurrency: int) -> None:
     uri = os.environ.get("MONGODB_URI", "mongodb://127.0.0.1:27017/?directConnection=true")
     with MongoClient(uri) as client:
         client.drop_database(DB)
-    env = {"DETECTION_DB": DB, "DETECTION_INGEST_ENABLED": "0", "LOG_LEVEL": "WARNING"}
+    # One terminal posting as fast as it can: the per-terminal rate limit would measure itself, not the service.
+    env = {
+        "DETECTION_DB": DB,
+        "DETECTION_INGEST_ENABLED": "0",
+        "DETECTION_TERMINAL_RATE_LIMIT": "1000000/second",
+        "LOG_LEVEL": "WARNING",
+    }
     procs = [
         _start("services.detection.main:app", DETECTION_PORT, env),
         _start("bench.detection_bare:app", BARE_PORT, env),

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import random
 import signal
 import sys
@@ -266,8 +267,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--credentials", type=Path, default=Path(".run/demo-credentials.json"))
     parser.add_argument("--url", default=None, help="detection service (default: the credentials file's)")
-    parser.add_argument("--bootstrap", default="127.0.0.1:9092")
-    parser.add_argument("--ingest-topic", default="detection.ingest")
+    parser.add_argument(
+        "--bootstrap",
+        default=os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092"),
+        help="Kafka (default: $KAFKA_BOOTSTRAP_SERVERS, else 127.0.0.1:9092)",
+    )
+    parser.add_argument("--ingest-topic", default=os.environ.get("DETECTION_INGEST_TOPIC", "detection.ingest"))
     parser.add_argument("--duration", type=float, default=60, help="seconds; 0 = until interrupted")
     parser.add_argument("--rate", type=float, default=20, help="detections per second at peak hour, all terminals")
     parser.add_argument("--terminals", type=int, default=40)

@@ -7,7 +7,7 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from pymongo.errors import ConnectionFailure
 
-__all__ = ["Refusal", "Invalid", "NotFound", "Forbidden", "Conflict", "Busy", "Unavailable", "install"]
+__all__ = ["Refusal", "Invalid", "NotFound", "Forbidden", "Conflict", "Busy", "Unavailable", "TooMany", "install"]
 
 
 class Refusal(Exception):
@@ -52,6 +52,16 @@ class Unavailable(Refusal):
 
     status = 503
     retry_after = 5
+
+
+class TooMany(Refusal):
+    """Past a rate limit (shared.ratelimit): nothing was done; retry after the delay given (HTTP 429)."""
+
+    status = 429
+
+    def __init__(self, reason: str, retry_after: int) -> None:
+        super().__init__(reason)
+        self.retry_after = retry_after
 
 
 def install(app: FastAPI) -> None:

@@ -56,21 +56,55 @@ class Publisher:
         # Every publish answers within `deadline_s`: a caller waiting on a broker that is away gets PublishError
         # (and its request a prompt answer), never an open-ended wait.
         self.deadline_s = deadline_s
-        self._producer = AIOKafkaProducer(
-            bootstrap_servers=bootstrap,
-            client_id=client_id,
+        self.bootstrap = bootstrap
+        self._options = {"client_id": client_id, "request_timeout_ms": request_timeout_ms}
+        self._producer = self._new_producer()
+        self._started = False
+        self._healthy = True  # the last publish or probe reached the broker
+
+    def _new_producer(self) -> AIOKafkaProducer:
+        return AIOKafkaProducer(
+            bootstrap_servers=self.bootstrap,
             acks="all",
             enable_idempotence=True,
             linger_ms=2,
-            request_timeout_ms=request_timeout_ms,
             compression_type=None,
+            **self._options,
         )
-        self._started = False
-        self._healthy = True  # the last publish or probe reached the broker
 
     async def start(self) -> None:
         await self._producer.start()
         self._started = True
+
+    async def start_when_reachable(
+        self, retry_s: float = 2.0, then: Callable[[], Awaitable[None]] | None = None
+    ) -> None:
+        """Start once the broker answers, trying again every `retry_s` (a service starts while Kafka is away:
+        until then every publish fails at once and /readyz says so). `then` runs once connected (topic creation;
+        after the connection, so that a broker that is away costs a quick refusal, not an admin client's long
+        bootstrap timeout); if it fails, the publisher starts over."""
+        while not self._started:
+            try:
+                await self._producer.start()
+                if then is not None:
+                    await then()
+                self._started = True
+                log.info("connected to Kafka", extra={"bootstrap": self.bootstrap})
+            except asyncio.CancelledError:
+                await self._discard()
+                raise
+            except Exception as exc:  # noqa: BLE001 - Kafka away: keep trying
+                log.warning("Kafka not reachable; retrying", extra={"error": str(exc)})
+                await self._discard()
+                await asyncio.sleep(retry_s)
+
+    async def _discard(self) -> None:
+        """Drop a producer whose start failed (it cannot be started again) for a fresh one."""
+        try:
+            await self._producer.stop()
+        except Exception:  # noqa: BLE001 - it never connected
+            pass
+        self._producer = self._new_producer()
 
     async def stop(self) -> None:
         if self._started:
@@ -99,7 +133,13 @@ class Publisher:
 
     async def publish_many(self, events: Sequence[Envelope], *, topic: str | None = None) -> None:
         """Send all, then wait for every acknowledgement; raises PublishError if any failed or if the broker
-        did not acknowledge them all within the deadline."""
+        did not acknowledge them all within the deadline. Fails at once when not connected, and after a quick
+        probe when the last publish or probe did not reach the broker (a caller answers in seconds, not after a
+        full deadline each time, while Kafka is away)."""
+        if not self._started:
+            raise PublishError("not connected to Kafka yet")
+        if not self._healthy and not await self.reachable(timeout_s=min(2.0, self.deadline_s)):
+            raise PublishError("Kafka does not answer")
         try:
             # A large batch gets time in proportion (bulk loads publish thousands at once).
             await asyncio.wait_for(self._send_all(events, topic), self.deadline_s + len(events) / 2000)
@@ -124,6 +164,8 @@ class Publisher:
         await asyncio.gather(*futures)
 
     async def send_raw(self, topic: str, value: bytes, key: bytes | None = None) -> None:
+        if not self._started:
+            raise PublishError("not connected to Kafka yet")
         try:
             await self._producer.send_and_wait(topic, value=value, key=key)
         except KafkaError as exc:

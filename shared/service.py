@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 
@@ -18,18 +19,27 @@ __all__ = ["kafka_and_mongo", "standard_checks"]
 
 @asynccontextmanager
 async def kafka_and_mongo(app: FastAPI, settings: CommonSettings, service: str) -> AsyncIterator[None]:
-    """Create topics, open the database client and start the publisher; close them all at the end.
+    """Open the database client and the publisher; close them all at the end.
 
+    The service starts even when Kafka is away: topics are created and the publisher connects in the background,
+    retrying; until then /readyz says `kafka: false` and every change is stored with its events noted in the
+    outbox (answered 202), which the relay publishes once the broker answers.
     Sets `app.state.settings`, `app.state.mongo` and `app.state.publisher`.
     """
-    await asyncio.to_thread(ensure_topics, settings.kafka_bootstrap_servers)
     mongo = mongo_client(settings.mongodb_uri, app_name=service)
     publisher = Publisher(settings.kafka_bootstrap_servers, client_id=service)
-    await publisher.start()
+
+    async def topics() -> None:
+        await asyncio.to_thread(ensure_topics, settings.kafka_bootstrap_servers)
+
+    connecting = asyncio.create_task(publisher.start_when_reachable(then=topics))
     app.state.settings, app.state.mongo, app.state.publisher = settings, mongo, publisher
     try:
         yield
     finally:
+        connecting.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await connecting
         await publisher.stop()
         await mongo.close()
 

@@ -39,7 +39,11 @@ DETECTION = Topic("detection.events")  # keyed by person reference
 # Raw terminal records still hold the client's own reference until the detection service hashes it: kept
 # one day only, long enough to ride out a service restart.
 DETECTION_INGEST = Topic("detection.ingest", retention_ms=24 * 3600 * 1000)
-DEAD_LETTER = Topic("platform.deadletter")
+# Refused records, with the reason: long enough to look into and replay them, not kept for ever (a refused record
+# may carry what a producer should not have sent). `ensure_topics` only creates missing topics: one created
+# before this bound keeps its own configuration until changed with Kafka's tools (kafka-configs.sh --alter).
+DEAD_LETTER_RETENTION_DAYS = 30
+DEAD_LETTER = Topic("platform.deadletter", retention_ms=DEAD_LETTER_RETENTION_DAYS * 24 * 3600 * 1000)
 
 EVENT_TOPICS = (PARTNERS, WORKSHOPS, DETECTION)
 ALL_TOPICS = (*EVENT_TOPICS, DETECTION_INGEST, DEAD_LETTER)

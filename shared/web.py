@@ -11,7 +11,7 @@ from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 
-from shared import errors
+from shared import asyncapi, errors, openapi
 from shared.limits import FORM_TYPES, JSON_TYPES, RequestLimits
 
 __all__ = ["create_app", "ReadinessCheck", "REQUESTS", "LATENCY"]
@@ -38,9 +38,10 @@ def create_app(
 ) -> FastAPI:
     """A FastAPI app with /healthz (alive), /readyz (dependencies answer), /metrics, and every
     `shared.errors.Refusal` answered with its HTTP status; request bodies past `max_body` bytes get 413, other
-    media types than `media_types` 415 (see shared.limits)."""
+    media types than `media_types` 415 (see shared.limits); its OpenAPI documents those refusals (shared.openapi)."""
     app = FastAPI(title=title, lifespan=lifespan)
     errors.install(app)
+    openapi.install(app)
     app.add_middleware(RequestLimits, max_body=max_body, media_types=media_types)
 
     @app.middleware("http")
@@ -61,6 +62,12 @@ def create_app(
         results = {name: await check() for name, check in (checks(app) if checks else {}).items()}
         ready = all(results.values())
         return JSONResponse({"ready": ready, "checks": results}, status_code=200 if ready else 503)
+
+    @app.get("/asyncapi.json", tags=["ops"])
+    async def event_catalog() -> dict[str, Any]:
+        """The platform's event catalog (AsyncAPI 3): topics, keys, event types and versions, producers and
+        consumers, generated from the shared contracts."""
+        return asyncapi.document()
 
     @app.get("/metrics", tags=["ops"], include_in_schema=False)
     async def metrics() -> Response:

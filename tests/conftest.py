@@ -1,4 +1,4 @@
-"""Shared fixtures: the real stack (never mocked) and the four services started on test ports."""
+"""Shared fixtures: the real stack (never mocked), the four services and the portal started on test ports."""
 
 from __future__ import annotations
 
@@ -27,6 +27,7 @@ TEST_PORTS = {
     "detection": PORT_BASE + 3,
     "metrics": PORT_BASE + 4,
 }
+PORTAL_PORT = PORT_BASE + 5  # the partner portal: no database, no broker; started by the `portal` fixture
 DBS = {name: f"test_{name}{SUFFIX}" for name in ("partners", "workshops", "detection", "metrics")}
 TEST_ENV = {
     "KAFKA_BOOTSTRAP_SERVERS": KAFKA,
@@ -40,6 +41,10 @@ TEST_ENV = {
     "DETECTION_INGEST_TOPIC": f"detection.ingest.test{SUFFIX}",
     "METRICS_DATA_DIR": str(ROOT / ".data" / f"faust-test{SUFFIX}"),
     "METRICS_ADMIN_TOKEN": "test-metrics-admin-token",
+    # The portal calls the test copies of the APIs (it has no database of its own).
+    "PORTAL_PARTNERS_URL": f"http://127.0.0.1:{TEST_PORTS['partners']}",
+    "PORTAL_WORKSHOPS_URL": f"http://127.0.0.1:{TEST_PORTS['workshops']}",
+    "PORTAL_METRICS_URL": f"http://127.0.0.1:{TEST_PORTS['metrics']}",
     "LOG_LEVEL": "INFO",
 }
 
@@ -171,6 +176,17 @@ def services(stack: None) -> Iterator[dict[str, Service]]:
     finally:
         for svc in started.values():
             stop_service(svc)
+
+
+@pytest.fixture(scope="session")
+def portal(services: dict[str, Service]) -> Iterator[Service]:
+    """The partner portal in front of the test copies of the APIs."""
+    svc = start_service("portal", PORTAL_PORT)
+    try:
+        wait_ready(svc)
+        yield svc
+    finally:
+        stop_service(svc)
 
 
 @pytest.fixture(scope="session")

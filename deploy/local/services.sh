@@ -1,17 +1,28 @@
 #!/usr/bin/env bash
-# Start or stop the four Python services (uvicorn), each in the background with its pid recorded.
+# Start or stop the Python services (four APIs and the partner portal, uvicorn), each in the background with its
+# pid recorded.
 #   services.sh up | down | status | demo | simulate
-# Ports: PARTNERS_PORT (8001), WORKSHOPS_PORT (8002), DETECTION_PORT (8003), METRICS_PORT (8004).
+# Ports: PARTNERS_PORT (8001), WORKSHOPS_PORT (8002), DETECTION_PORT (8003), METRICS_PORT (8004), PORTAL_PORT (8005).
 set -euo pipefail
 # shellcheck source=deploy/local/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 PY="$ROOT/.venv/bin/python"
-SERVICES=(partners workshops detection metrics)
+SERVICES=(partners workshops detection metrics portal)
 declare -A PORTS=(
   [partners]="${PARTNERS_PORT:-8001}" [workshops]="${WORKSHOPS_PORT:-8002}"
-  [detection]="${DETECTION_PORT:-8003}" [metrics]="${METRICS_PORT:-8004}"
+  [detection]="${DETECTION_PORT:-8003}" [metrics]="${METRICS_PORT:-8004}" [portal]="${PORTAL_PORT:-8005}"
 )
+# The portal calls the APIs over HTTP, wherever they listen.
+export PORTAL_PORT="${PORTS[portal]}"
+export PORTAL_PARTNERS_URL="${PORTAL_PARTNERS_URL:-http://127.0.0.1:${PORTS[partners]}}"
+export PORTAL_WORKSHOPS_URL="${PORTAL_WORKSHOPS_URL:-http://127.0.0.1:${PORTS[workshops]}}"
+export PORTAL_METRICS_URL="${PORTAL_METRICS_URL:-http://127.0.0.1:${PORTS[metrics]}}"
+# The stack's ports (deploy/local/stack.sh: KAFKA_PORT, FERRETDB_PORT) unless the endpoints are given: the
+# services, the demo loaders and the simulator all follow them.
+export KAFKA_BOOTSTRAP_SERVERS="${KAFKA_BOOTSTRAP_SERVERS:-127.0.0.1:${KAFKA_PORT:-9092}}"
+export MONGODB_URI="${MONGODB_URI:-mongodb://127.0.0.1:${FERRETDB_PORT:-27017}/?directConnection=true}"
+DETECTION_URL="http://127.0.0.1:${PORTS[detection]}"
 
 wait_healthy() {
   local name="$1" port="$2" deadline=$((SECONDS + 90))
@@ -48,12 +59,13 @@ up() {
 # or a traceback in its log) makes this exit 1 with the tail of its log: the dashboard would show wrong numbers.
 declare -A DEMO_PIDS=() DEMO_LOG_START=()
 
-start_loader() {  # NAME MODULE: in the background, pid recorded (make stop stops it), exit status kept
+start_loader() {  # NAME MODULE [ARG...]: in the background, pid recorded (make stop stops it), exit status kept
   local name="$1" module="$2" log="$LOG_DIR/$1.log"
+  shift 2
   mkdir -p "$LOG_DIR" "$PID_DIR"
-  echo "=== $(date '+%Y-%m-%d %H:%M:%S') starting $name: python -m $module" >>"$log"
+  echo "=== $(date '+%Y-%m-%d %H:%M:%S') starting $name: python -m $module $*" >>"$log"
   DEMO_LOG_START[$name]=$(stat -c %s "$log")
-  (cd "$ROOT" && exec "$PY" -m "$module") >>"$log" 2>&1 </dev/null &
+  (cd "$ROOT" && exec "$PY" -m "$module" "$@") >>"$log" 2>&1 </dev/null &
   DEMO_PIDS[$name]=$!
   echo "$!" >"$(_pid_file "$name")"
 }
@@ -67,7 +79,7 @@ loader_failed() {  # NAME STATUS: 0 (true) when the loader failed
 
 demo() {
   local name status failed=()
-  start_loader demo-detection services.detection.demo
+  start_loader demo-detection services.detection.demo --url "$DETECTION_URL"
   wait "${DEMO_PIDS[demo-detection]}" && status=0 || status=$?
   if loader_failed demo-detection "$status"; then
     _show_log_tail "$LOG_DIR/demo-detection.log"
@@ -98,13 +110,23 @@ demo() {
     fi
   done
   ((${#failed[@]} == 0)) || die "demo loaders failed: ${failed[*]}; the dashboard would miss their figures (logs: $LOG_DIR/)"
+  # The portal's demo accounts, through the partners and workshops APIs (their organisations need both).
+  start_loader demo-portal services.portal.demo
+  wait "${DEMO_PIDS[demo-portal]}" && status=0 || status=$?
+  rm -f "$(_pid_file demo-portal)"
+  if loader_failed demo-portal "$status"; then
+    _show_log_tail "$LOG_DIR/demo-portal.log"
+    die "the portal demo loader failed (exit $status); see $LOG_DIR/demo-portal.log"
+  fi
+  tail -n 1 "$LOG_DIR/demo-portal.log"
   echo "demo data loaded in $((SECONDS - started)) s (logs: $LOG_DIR/demo-*.log)"
   simulate
 }
 
 simulate() {
   (cd "$ROOT" && proc_start simulator "$LOG_DIR/simulator.log" \
-    "$PY" -m scripts.simulate --duration 0 --rate "${SIMULATOR_RATE:-5}" --quiet --no-verify)
+    "$PY" -m scripts.simulate --duration 0 --rate "${SIMULATOR_RATE:-5}" --quiet --no-verify \
+    --url "$DETECTION_URL" --bootstrap "$KAFKA_BOOTSTRAP_SERVERS")
   echo "traffic simulator running (pid $(proc_pid simulator), log $LOG_DIR/simulator.log)"
 }
 
@@ -113,6 +135,7 @@ down() {
   proc_stop demo-detection
   proc_stop demo-partners
   proc_stop demo-workshops
+  proc_stop demo-portal
   for name in "${SERVICES[@]}"; do proc_stop "svc-$name"; done
 }
 

@@ -14,8 +14,17 @@ from pydantic import ValidationError
 
 from services.detection import handlers
 from services.detection.auth import AdminDep, ReaderDep, TerminalDep
-from services.detection.schemas import BatchIn, DetectionIn, OfficeImport, OfficeIn, TerminalCreate, TerminalIssued
+from services.detection.schemas import (
+    BatchIn,
+    DetectionIn,
+    OfficeImport,
+    OfficeIn,
+    Report,
+    TerminalCreate,
+    TerminalIssued,
+)
 from services.detection.store import Store
+from shared.openapi import inline_defs
 from shared.terminal_sdk import new_token
 
 __all__ = ["router"]
@@ -30,9 +39,11 @@ def get_store(request: Request) -> Store:
 
 StoreDep = Annotated[Store, Depends(get_store)]
 
+# Written by hand (the route reads its body itself, to answer item by item), so self-contained: a `$ref` here
+# would point into the OpenAPI document, where these models are not.
 _BODY_SCHEMA = {
     "oneOf": [
-        DetectionIn.model_json_schema(ref_template="#/components/schemas/{model}"),
+        inline_defs(DetectionIn.model_json_schema(ref_template="#/$defs/{model}")),
         {
             "type": "object",
             "properties": {
@@ -43,6 +54,24 @@ _BODY_SCHEMA = {
             "additionalProperties": False,
         },
     ]
+}
+_REPORT_SCHEMA = inline_defs(Report.model_json_schema(ref_template="#/$defs/{model}"))
+_REFUSED = {"$ref": "#/components/schemas/Refusal"}
+_FIELD_ERRORS = {"$ref": "#/components/schemas/HTTPValidationError"}
+
+
+def _answer(description: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+_DETECTION_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: _answer("a batch (every item answered; the accepted ones published), or one duplicate", _REPORT_SCHEMA),
+    201: _answer("one detection, accepted and published", _REPORT_SCHEMA),
+    202: _answer("accepted and stored; published later by the relay (Kafka was slow to acknowledge)", _REPORT_SCHEMA),
+    422: _answer(
+        "one detection, rejected (the report says why), or a body that is not one detection nor a batch",
+        {"anyOf": [_REPORT_SCHEMA, _FIELD_ERRORS, _REFUSED]},
+    ),
 }
 
 
@@ -60,12 +89,14 @@ async def _json_body(request: Request) -> Any:
     "/detections",
     tags=["detections"],
     openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": _BODY_SCHEMA}}}},
-    responses={200: {"description": "every item answered; all accepted ones published"}},
+    responses=_DETECTION_RESPONSES,
 )
 async def post_detections(request: Request, terminal: TerminalDep, store: StoreDep) -> JSONResponse:
     """One detection (an object) or a backlog (`{"detections": [...]}`); each item is answered on its own:
-    accepted (201/200), duplicate, or rejected with the reason. 202: accepted, published later by the relay."""
+    accepted (201/200), duplicate, or rejected with the reason. 202: accepted, published later by the relay.
+    429 past the terminal's rate limit; 503 when Kafka does not answer (nothing recorded)."""
     settings = request.app.state.settings
+    await request.app.state.terminal_limit.hit(terminal.terminal_id)
     doc = await _json_body(request)
     if not isinstance(doc, dict):
         raise HTTPException(422, 'the body must be a JSON object: one detection, or {"detections": [...]}')
@@ -79,7 +110,8 @@ async def post_detections(request: Request, terminal: TerminalDep, store: StoreD
             batch = BatchIn.model_validate(doc)
         except ValidationError as exc:
             errors = exc.errors(include_url=False, include_input=False)
-            raise HTTPException(422, [{"loc": e["loc"], "msg": e["msg"]} for e in errors]) from None
+            detail = [{"loc": e["loc"], "msg": e["msg"], "type": e["type"]} for e in errors]
+            raise HTTPException(422, detail) from None
         if len(batch.detections) > settings.max_batch:
             raise HTTPException(413, f"a batch holds at most {settings.max_batch} detections")
         office_id, items = batch.office_id, batch.detections

@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import hmac
 import json
+import os
 import secrets
 from datetime import timedelta
 from pathlib import Path
@@ -38,6 +39,11 @@ async def _still_valid(store: Store, terminals: list[dict[str, Any]]) -> bool:
         if doc is None or doc.get("revoked") or not hmac.compare_digest(doc["token_hash"], token_hash(secret)):
             return False
     return bool(terminals)
+
+
+def default_url() -> str:
+    """Where `make run` starts the detection service (deploy/local/services.sh passes --url itself)."""
+    return f"http://127.0.0.1:{os.environ.get('DETECTION_PORT', '8003')}"
 
 
 async def seed(
@@ -71,7 +77,7 @@ async def seed(
                 issued.append({"terminal_id": terminal_id, "office_id": office.office_id, "qpv": office.qpv,
                                "token": token})  # fmt: skip
         admin = issue_token(Principal("demo-admin", Role.ADMIN), settings.platform_token_key, ttl=timedelta(days=30))
-        url = url or "http://127.0.0.1:8003"
+        url = url or default_url()
         creds = {
             "detection_url": url,
             "admin_token": admin,
@@ -94,7 +100,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--credentials", type=Path, default=DEFAULT_FILE)
     parser.add_argument("--offices", type=int, default=17_000)
     parser.add_argument("--terminals", type=int, default=6)
-    parser.add_argument("--url", default=None, help="the detection service's URL (default http://127.0.0.1:8003)")
+    parser.add_argument("--url", default=None, help="the detection service's URL (default: on $DETECTION_PORT, 8003)")
     args = parser.parse_args(argv)
     path: Path = args.credentials
     previous = json.loads(path.read_text()) if path.exists() else {}

@@ -2,8 +2,9 @@
 
 A record is `{"v": 1, "terminal_id", "office_id", "detection": {...}}` signed in the `terminal-signature`
 header (shared/terminal_sdk.py). Refused records go to the dead-letter topic with the reason, the client
-reference blanked out first (the dead-letter topic is kept for ever). Offsets are committed only once the
-batch is published or stored for the relay (at-least-once; the detection keys make it exactly-once in effect).
+reference blanked out first (see `redact`; the dead-letter topic keeps records for weeks). Offsets are committed
+only once the batch is published or stored for the relay (at-least-once; the detection keys make it exactly-once in
+effect).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from services.detection.handlers import Rules
 from services.detection.journal import Journal
 from services.detection.store import Store
 from shared.kafka import Publisher, dead_letter_value
+from shared.limits import json_problem
 from shared.terminal_sdk import INGEST_VERSION, SIGNATURE_HEADER
 from shared.topics import DEAD_LETTER
 
@@ -29,25 +31,55 @@ __all__ = ["IngestConsumer", "redact"]
 
 log = logging.getLogger(__name__)
 REDACTED = "[redacted]"
+WITHHELD = b'{"unreadable": "not JSON, withheld: it may hold a client reference"}'
+
+
+class TooComplex(ValueError):
+    pass
+
+
+def _loads(value: bytes) -> Any:
+    """The record's JSON, or ValueError: past the request limits' nesting or number length (a parser would
+    recurse or crawl on those), or not JSON at all."""
+    problem = json_problem(value)
+    if problem:
+        raise TooComplex(problem)
+    return json.loads(value)  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+
+
+def _is_client_reference(key: str) -> bool:
+    return key.casefold().replace("-", "_") == "client_reference"
 
 
 def redact(value: bytes | None) -> bytes | None:
-    """The record as kept in the dead letter: the same bytes unless it holds a client reference."""
-    if value is None or b"client_reference" not in value:
-        return value
+    """The record as kept in the dead letter (kept for weeks): parsed first, every `client_reference` member at
+    any depth blanked out — however its key was escaped in the text —, the same bytes when it has none, and
+    withheld whole when it cannot be parsed (it may hold a client reference in any shape)."""
+    if value is None:
+        return None
     try:
-        doc = json.loads(value)
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        return b'{"unreadable": "not JSON, withheld: it may hold a client reference"}'
+        doc = _loads(value)
+    except (ValueError, RecursionError):
+        return WITHHELD
+    found = False
 
     def scrub(node: Any) -> Any:
+        nonlocal found
         if isinstance(node, dict):
-            return {k: (REDACTED if k == "client_reference" else scrub(v)) for k, v in node.items()}
+            out = {}
+            for k, v in node.items():
+                if _is_client_reference(k):
+                    found = True
+                    out[k] = REDACTED
+                else:
+                    out[k] = scrub(v)
+            return out
         if isinstance(node, list):
             return [scrub(v) for v in node]
         return node
 
-    return json.dumps(scrub(doc)).encode()
+    scrubbed = scrub(doc)
+    return json.dumps(scrubbed).encode() if found else value
 
 
 class Refused(Exception):
@@ -56,8 +88,10 @@ class Refused(Exception):
 
 def _parse(record: ConsumerRecord) -> tuple[dict[str, Any], str]:
     try:
-        doc = json.loads(record.value) if record.value is not None else None
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        doc = _loads(record.value) if record.value is not None else None
+    except TooComplex as exc:
+        raise Refused(f"not acceptable JSON: {exc}") from None
+    except ValueError as exc:  # the reason's class only: a parser's message may quote the record
         raise Refused(f"not JSON: {exc.__class__.__name__}") from None
     if not isinstance(doc, dict):
         raise Refused("a record must be a JSON object")

@@ -25,6 +25,7 @@ from shared.kafka import Publisher, PublishError, ensure_topics
 from shared.layout import ensure_layout
 from shared.logs import configure_logging
 from shared.mongo import mongo_client
+from shared.ratelimit import RateLimit
 from shared.service import standard_checks
 from shared.topics import ALL_TOPICS, DETECTION_INGEST, Topic
 from shared.web import create_app
@@ -144,6 +145,7 @@ def build_app(settings: DetectionSettings | None = None) -> FastAPI:
         checks=standard_checks,
         max_body=settings.max_body_bytes,
     )
+    app.state.terminal_limit = RateLimit(settings.terminal_rate_limit, "requests from this terminal")
     app.include_router(router)
     return app
 

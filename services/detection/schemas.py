@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from shared.events import DepartementCode, Need, Referral
+from shared.events import DepartementCode, FactTime, Need, Referral
 
 __all__ = [
     "DetectionIn",
@@ -33,7 +33,7 @@ class DetectionIn(_Strict):
     detection_id: str = Field(
         min_length=1, max_length=64, pattern=ID_PATTERN, description="the terminal's own id: its idempotency key"
     )
-    occurred_at: AwareDatetime = Field(description="when it happened at the counter (may be days ago)")
+    occurred_at: FactTime = Field(description="when it happened at the counter (may be days ago)")
     needs: list[Need] = Field(min_length=1, max_length=len(Need))
     client_reference: str = Field(
         min_length=1, max_length=128, description="the client's identifier; hashed on arrival, never stored"

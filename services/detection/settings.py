@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
+from shared.ratelimit import check_rules
 from shared.settings import CommonSettings
 from shared.topics import DETECTION_INGEST
 
@@ -20,9 +21,13 @@ class DetectionSettings(CommonSettings):
     relay_interval_s: float = Field(2.0, alias="DETECTION_RELAY_INTERVAL_S", gt=0)
     relay_grace_s: float = Field(30.0, alias="DETECTION_RELAY_GRACE_S", ge=0, description="age of a stuck batch")
     kafka_retry_s: float = Field(2.0, alias="DETECTION_KAFKA_RETRY_S", gt=0)
+    # Requests of one terminal to POST /v1/detections (`limits` notation; a backlog is one request of many items).
+    terminal_rate_limit: str = Field("20/second;600/minute", alias="DETECTION_TERMINAL_RATE_LIMIT")
     ingest_enabled: bool = Field(True, alias="DETECTION_INGEST_ENABLED")
     ingest_topic: str = Field(DETECTION_INGEST.name, alias="DETECTION_INGEST_TOPIC")
     ingest_group_override: str | None = Field(None, alias="DETECTION_INGEST_GROUP")
+
+    _rules = field_validator("terminal_rate_limit")(check_rules)
 
     @property
     def ingest_group(self) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Any
 
-from fastapi import Depends, Query, Request
+from fastapi import Depends, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
 from services.partners.domain import DELETED
@@ -27,6 +27,7 @@ __all__ = [
     "page_of",
     "heads",
     "csv_response",
+    "answered",
     "EXPORT_BATCH",
 ]
 
@@ -90,3 +91,11 @@ async def heads(series: Aggregates, query: dict[str, Any]) -> AsyncIterator[list
 def csv_response(name: str, body: Any) -> StreamingResponse:
     headers = {"Content-Disposition": f'attachment; filename="{name}"'}
     return StreamingResponse(body, media_type="text/csv; charset=utf-8", headers=headers)
+
+
+def answered(response: Response, published: bool) -> bool:
+    """202 when the change is stored but its events still wait in the outbox (Kafka away): accepted, will be
+    published by the relay. Returns `published` for the body."""
+    if not published:
+        response.status_code = 202
+    return published

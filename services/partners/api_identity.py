@@ -20,7 +20,10 @@ router = APIRouter(prefix="/v1", tags=["identity"])
 
 @router.post("/auth/token", response_model=TokenPublic)
 async def token(request: Request, store: StoreDep) -> TokenPublic:
-    """Sign in (JSON or the OAuth2 password form): an access token the whole platform accepts."""
+    """Sign in (JSON or the OAuth2 password form): an access token the whole platform accepts. 429 past the
+    rate of sign-ins per client address, and for an account after repeated failures (until they age out)."""
+    limits = request.app.state.sign_in_limits
+    await limits.per_client.hit(request.client.host if request.client else "unknown")
     try:
         if request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
             form = await request.form()
@@ -29,9 +32,13 @@ async def token(request: Request, store: StoreDep) -> TokenPublic:
             creds = TokenRequest.model_validate(await request.json())
     except (ValidationError, ValueError):
         raise Invalid("username and password are required") from None
+    account = auth.user_key(creds.username)
+    await limits.failures.check(account)  # locked: refused before the password is even looked at
     principal = await auth.authenticate(store, creds.username, creds.password)
     if principal is None:
+        await limits.failures.count(account)
         raise HTTPException(401, "wrong username or password", headers={"WWW-Authenticate": "Bearer"})
+    await limits.failures.clear(account)
     settings = request.app.state.settings
     ttl = timedelta(minutes=settings.token_ttl_minutes)
     return TokenPublic(

@@ -7,7 +7,18 @@ from typing import Any
 from fastapi import APIRouter, Response
 
 from services.partners import handlers
-from services.partners.api_common import Admin, PageNo, PageSize, Reader, StoreDep, Writer, page_of, scope, visible
+from services.partners.api_common import (
+    Admin,
+    PageNo,
+    PageSize,
+    Reader,
+    StoreDep,
+    Writer,
+    answered,
+    page_of,
+    scope,
+    visible,
+)
 from services.partners.domain import MissionStatus
 from services.partners.schemas import CompletionCommand, MissionCreate, MissionPublic, Page, VolunteerCreate
 from services.partners.store import Store
@@ -42,7 +53,7 @@ async def create_mission(body: MissionCreate, store: StoreDep, principal: Writer
     result = await handlers.create_mission(store, partner.head(), body)
     if not result.created:
         response.status_code = 200
-    return mission_public(result.record, result.published)
+    return mission_public(result.record, answered(response, result.published))
 
 
 @router.get("/missions", response_model=Page[MissionPublic])
@@ -76,17 +87,19 @@ async def get_mission(mission_id: str, store: StoreDep, principal: Reader) -> Mi
 
 
 @router.post("/missions/{mission_id}/volunteers", response_model=MissionPublic)
-async def add_volunteer(mission_id: str, body: VolunteerCreate, store: StoreDep, principal: Admin) -> MissionPublic:
+async def add_volunteer(
+    mission_id: str, body: VolunteerCreate, store: StoreDep, principal: Admin, response: Response
+) -> MissionPublic:
     """La Poste records a postal employee volunteering (the staff number stays here; events carry counts)."""
     await _check(store, mission_id, principal)
     result = await handlers.add_volunteer(store, mission_id, body.staff_id)
-    return mission_public(result.record, result.published)
+    return mission_public(result.record, answered(response, result.published))
 
 
 @router.post("/missions/{mission_id}/completion", response_model=MissionPublic)
 async def complete_mission(
-    mission_id: str, body: CompletionCommand, store: StoreDep, principal: Writer
+    mission_id: str, body: CompletionCommand, store: StoreDep, principal: Writer, response: Response
 ) -> MissionPublic:
     await _check(store, mission_id, principal)
     result = await handlers.complete_mission(store, mission_id, body)
-    return mission_public(result.record, result.published)
+    return mission_public(result.record, answered(response, result.published))

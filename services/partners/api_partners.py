@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import date
 from typing import Any
 
 from fastapi import APIRouter
@@ -27,7 +26,7 @@ from services.partners.api_common import (
 from services.partners.csvio import PARTNER_EXPORT, render_csv
 from services.partners.domain import PartnerKind
 from services.partners.schemas import Page, PartnerCreate, PartnerPublic, PartnerUpdate
-from shared.events import DepartementCode
+from shared.events import DepartementCode, FactDate
 from shared.identity import Principal, Role
 
 __all__ = ["router", "partner_public"]
@@ -109,7 +108,7 @@ async def update_partner(partner_id: str, body: PartnerUpdate, store: StoreDep, 
 
 class SkillsLabel(BaseModel):
     labelled: bool
-    labelled_on: date | None = None
+    labelled_on: FactDate | None = None
 
 
 @router.put("/partners/{partner_id}/skills-label", response_model=PartnerPublic, tags=["skills sponsorship"])

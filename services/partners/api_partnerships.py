@@ -16,6 +16,7 @@ from services.partners.api_common import (
     Reader,
     StoreDep,
     Writer,
+    answered,
     csv_response,
     heads,
     live,
@@ -116,7 +117,7 @@ async def create_partnership(
     result = await handlers.create_partnership(store, partner_id, body)
     if not result.created:
         response.status_code = 200
-    return partnership_public(result.record, result.published)
+    return partnership_public(result.record, answered(response, result.published))
 
 
 @router.get("/partnerships", response_model=Page[PartnershipPublic], tags=["partnerships"])
@@ -190,11 +191,11 @@ async def get_partnership(partnership_id: str, store: StoreDep, principal: Reade
 
 @router.patch("/partnerships/{partnership_id}", response_model=PartnershipPublic, tags=["partnerships"])
 async def update_partnership(
-    partnership_id: str, body: PartnershipUpdate, store: StoreDep, principal: Writer
+    partnership_id: str, body: PartnershipUpdate, store: StoreDep, principal: Writer, response: Response
 ) -> PartnershipPublic:
     await _check(store, partnership_id, principal)
     result = await handlers.update_partnership(store, partnership_id, body)
-    return partnership_public(result.record, result.published)
+    return partnership_public(result.record, answered(response, result.published))
 
 
 @router.delete("/partnerships/{partnership_id}", status_code=204, tags=["partnerships"])
@@ -205,32 +206,40 @@ async def delete_partnership(partnership_id: str, store: StoreDep, principal: Wr
 
 
 async def _transition(
-    store: Store, partnership_id: str, principal: Principal, cmd: handlers.LifecycleCommand
+    store: Store, partnership_id: str, principal: Principal, cmd: handlers.LifecycleCommand, response: Response
 ) -> PartnershipPublic:
     await _check(store, partnership_id, principal)
     result = await handlers.transition(store, partnership_id, cmd)
-    return partnership_public(result.record, result.published)
+    return partnership_public(result.record, answered(response, result.published))
 
 
 @router.post("/partnerships/{partnership_id}/sign", response_model=PartnershipPublic, tags=["lifecycle"])
-async def sign(partnership_id: str, body: SignCommand, store: StoreDep, principal: Admin) -> PartnershipPublic:
+async def sign(
+    partnership_id: str, body: SignCommand, store: StoreDep, principal: Admin, response: Response
+) -> PartnershipPublic:
     """draft → signed (La Poste staff). Signing again with the same date is harmless."""
-    return await _transition(store, partnership_id, principal, body)
+    return await _transition(store, partnership_id, principal, body, response)
 
 
 @router.post("/partnerships/{partnership_id}/activate", response_model=PartnershipPublic, tags=["lifecycle"])
-async def activate(partnership_id: str, body: ActivateCommand, store: StoreDep, principal: Admin) -> PartnershipPublic:
+async def activate(
+    partnership_id: str, body: ActivateCommand, store: StoreDep, principal: Admin, response: Response
+) -> PartnershipPublic:
     """signed → active."""
-    return await _transition(store, partnership_id, principal, body)
+    return await _transition(store, partnership_id, principal, body, response)
 
 
 @router.post("/partnerships/{partnership_id}/renew", response_model=PartnershipPublic, tags=["lifecycle"])
-async def renew(partnership_id: str, body: RenewCommand, store: StoreDep, principal: Admin) -> PartnershipPublic:
+async def renew(
+    partnership_id: str, body: RenewCommand, store: StoreDep, principal: Admin, response: Response
+) -> PartnershipPublic:
     """Extend a signed or active partnership: the same partnership (not a new one), a later end date."""
-    return await _transition(store, partnership_id, principal, body)
+    return await _transition(store, partnership_id, principal, body, response)
 
 
 @router.post("/partnerships/{partnership_id}/end", response_model=PartnershipPublic, tags=["lifecycle"])
-async def end(partnership_id: str, body: EndCommand, store: StoreDep, principal: Admin) -> PartnershipPublic:
+async def end(
+    partnership_id: str, body: EndCommand, store: StoreDep, principal: Admin, response: Response
+) -> PartnershipPublic:
     """signed or active → ended, with a reason code."""
-    return await _transition(store, partnership_id, principal, body)
+    return await _transition(store, partnership_id, principal, body, response)

@@ -15,7 +15,7 @@ from typing import Any
 from services.partners import domain
 from services.partners.domain import EndReason, PartnerKind, Status
 from shared import geo
-from shared.events import Commitment, PartnershipType
+from shared.events import EARLIEST, LATEST, Commitment, PartnershipType
 
 __all__ = [
     "IMPORT_COLUMNS",
@@ -87,10 +87,14 @@ def _date(row: dict[str, str], name: str, reasons: list[str]) -> date | None:
     if not value:
         return None
     try:
-        return date.fromisoformat(value)
+        day = date.fromisoformat(value)
     except ValueError:
         reasons.append(f"{name}: {value!r} is not a date (YYYY-MM-DD)")
         return None
+    if not EARLIEST.date() <= day < LATEST.date():  # the bounds of the event contracts (shared.events.FactDate)
+        reasons.append(f"{name}: {value} is outside {EARLIEST.year}-{LATEST.year - 1}")
+        return None
+    return day
 
 
 def _enum(enum: Any, value: str, name: str, reasons: list[str]) -> Any:

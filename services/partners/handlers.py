@@ -70,7 +70,6 @@ PARIS = ZoneInfo("Europe/Paris")
 LifecycleCommand = SignCommand | ActivateCommand | RenewCommand | EndCommand
 
 
-
 def _result(outcome: Outcome, record: dict[str, Any], *, published: bool = True) -> Result:
     return Result(outcome, record["_id"], record, published=published)
 

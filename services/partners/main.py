@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 
 from fastapi import FastAPI
 
@@ -17,10 +18,17 @@ from services.partners.store import Store
 from shared.docstore import MongoDocuments
 from shared.layout import ensure_layout
 from shared.logs import configure_logging
+from shared.ratelimit import RateLimit
 from shared.service import kafka_and_mongo, standard_checks
 from shared.web import create_app
 
 __all__ = ["PartnersSettings", "build_app", "app"]
+
+
+@dataclass(frozen=True)
+class SignInLimits:
+    per_client: RateLimit
+    failures: RateLimit
 
 
 def build_app(settings: PartnersSettings | None = None) -> FastAPI:
@@ -51,6 +59,10 @@ def build_app(settings: PartnersSettings | None = None) -> FastAPI:
         lifespan=lifespan,
         checks=standard_checks,
         max_body=MAX_IMPORT_BYTES + 64 * 1024,  # a CSV import up to its own limit, with its multipart envelope
+    )
+    app.state.sign_in_limits = SignInLimits(
+        per_client=RateLimit(settings.auth_rate_limit, "sign-ins from this address"),
+        failures=RateLimit(settings.login_failure_limit, "failed sign-ins for this account"),
     )
     app.include_router(router)
     return app

@@ -9,7 +9,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validat
 
 from services.partners import domain
 from services.partners.domain import EndReason, PartnerKind, Status
-from shared.events import Commitment, DepartementCode, PartnershipType
+from shared.events import Commitment, DepartementCode, FactDate, PartnershipType
 from shared.identity import Role
 
 __all__ = [
@@ -137,8 +137,8 @@ class _Terms(Strict):
     departements: Annotated[list[DepartementCode], AfterValidator(_distinct)] = Field(
         min_length=1, description="the territory the partnership covers"
     )
-    starts_on: date
-    ends_on: date | None = None
+    starts_on: FactDate
+    ends_on: FactDate | None = None
 
     @model_validator(mode="after")
     def _dates(self):  # type: ignore[no-untyped-def]
@@ -165,8 +165,8 @@ class PartnershipUpdate(Patch):
     partnership_type: PartnershipType | None = None
     commitments: Annotated[list[Commitment], AfterValidator(_distinct)] | None = Field(None, min_length=1)
     departements: Annotated[list[DepartementCode], AfterValidator(_distinct)] | None = Field(None, min_length=1)
-    starts_on: date | None = None
-    ends_on: date | None = None
+    starts_on: FactDate | None = None
+    ends_on: FactDate | None = None
 
 
 class Renewal(BaseModel):
@@ -195,20 +195,20 @@ class PartnershipPublic(BaseModel):
 
 
 class SignCommand(Strict):
-    signed_on: date
+    signed_on: FactDate
 
 
 class ActivateCommand(Strict):
-    activated_on: date
+    activated_on: FactDate
 
 
 class RenewCommand(Strict):
-    renewed_on: date
-    ends_on: date = Field(description="the new end date, later than the current one")
+    renewed_on: FactDate
+    ends_on: FactDate = Field(description="the new end date, later than the current one")
 
 
 class EndCommand(Strict):
-    ended_on: date
+    ended_on: FactDate
     reason: EndReason
     note: str | None = Field(None, max_length=500, description="internal note: stored, never published")
 
@@ -221,7 +221,7 @@ class MissionCreate(Strict):
     skills: list[str] = Field(default_factory=list, max_length=20)
     departement: DepartementCode
     commitment: Commitment
-    published_on: date
+    published_on: FactDate
     places: int = Field(1, ge=1, le=500)
 
 
@@ -250,7 +250,7 @@ class VolunteerCreate(Strict):
 
 
 class CompletionCommand(Strict):
-    completed_on: date
+    completed_on: FactDate
     hours: float = Field(gt=0, le=100_000, description="total hours given by the volunteers")
 
 

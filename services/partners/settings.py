@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field, field_validator
 
+from shared.ratelimit import check_rules
 from shared.settings import CommonSettings
 
 __all__ = ["PartnersSettings", "DEV_BOOTSTRAP_ADMIN_PASSWORD"]
@@ -20,6 +21,10 @@ class PartnersSettings(CommonSettings):
     bootstrap_admin_password: str = Field(
         DEV_BOOTSTRAP_ADMIN_PASSWORD, alias="PARTNERS_BOOTSTRAP_ADMIN_PASSWORD", min_length=12
     )
+    # Sign-in: requests per client address, and failed sign-ins per account after which the account is refused
+    # (even with the right password) until the oldest failure leaves the window (`limits` notation).
+    auth_rate_limit: str = Field("60/minute", alias="PARTNERS_AUTH_RATE_LIMIT")
+    login_failure_limit: str = Field("10 per 15 minutes", alias="PARTNERS_LOGIN_FAILURE_LIMIT")
     # Fault injection for the crash test only: die right after the database write, before publishing.
     fault_exit_before_publish: bool = Field(False, alias="PARTNERS_FAULT_EXIT_BEFORE_PUBLISH")
 
@@ -29,6 +34,8 @@ class PartnersSettings(CommonSettings):
         if info.data.get("app_env") == "production" and value == DEV_BOOTSTRAP_ADMIN_PASSWORD:
             raise ValueError("PARTNERS_BOOTSTRAP_ADMIN_PASSWORD must be set to a real secret in production")
         return value
+
+    _rules = field_validator("auth_rate_limit", "login_failure_limit")(check_rules)
 
     @field_validator("fault_exit_before_publish")
     @classmethod

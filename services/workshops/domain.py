@@ -61,7 +61,11 @@ def local_to_aware(local: datetime, tz: str) -> datetime:
         raise RuleBroken("give the local time at the venue, without a UTC offset")
     zone = ZoneInfo(tz)
     aware = local.replace(tzinfo=zone)
-    if aware.astimezone(UTC).astimezone(zone).replace(tzinfo=None) != local:
+    try:
+        round_trip = aware.astimezone(UTC).astimezone(zone).replace(tzinfo=None)
+    except OverflowError:  # within hours of year 1 or 9999: no venue's calendar goes there
+        raise RuleBroken(f"{local.isoformat()} is out of range in {tz}") from None
+    if round_trip != local:
         raise RuleBroken(f"{local.isoformat()} does not exist in {tz} (clocks change)")
     return aware
 

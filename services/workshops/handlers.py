@@ -77,7 +77,14 @@ def territory(departement: str, qpv: bool, rural: bool) -> dict[str, Any]:
 
 
 def ref_of(client_reference: str | None, key: bytes) -> str | None:
-    return person_ref(client_reference, key) if client_reference else None
+    """The person reference of a client reference (None or empty: anonymous); one of blanks only names nobody:
+    refused."""
+    if not client_reference:
+        return None
+    try:
+        return person_ref(client_reference, key)
+    except ValueError as exc:
+        raise Invalid(f"client_reference: {exc} (leave it out for an anonymous person)") from None
 
 
 def require_manage(principal: Principal, partner_id: str | None, facilitator_id: str | None, what: str) -> None:

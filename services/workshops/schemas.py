@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, NaiveDatetime, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    NaiveDatetime,
+    field_validator,
+    model_validator,
+)
 
-from shared.events import Commitment, DepartementCode, Need, WorkshopTheme
+from shared.events import EARLIEST, LATEST, Commitment, DepartementCode, FactDate, Need, WorkshopTheme
 
 __all__ = [
     "AttendanceCreate",
@@ -42,6 +51,17 @@ def _not_in_future(value: datetime) -> datetime:
     return value
 
 
+def _within_contract_years(value: datetime) -> datetime:
+    if not EARLIEST <= value < LATEST:
+        raise ValueError(f"{value.isoformat()} is outside {EARLIEST.year}-{LATEST.year - 1}")
+    return value
+
+
+# A fact that has happened: not in the future (said first: that is what a year 2999 is), and within the years of
+# the event contracts (shared.events.FactTime), so that the command is refused here rather than by the contract.
+PastFactTime = Annotated[AwareDatetime, AfterValidator(_not_in_future), AfterValidator(_within_contract_years)]
+
+
 def _day_not_in_future(value: date) -> date:
     if value > datetime.now(UTC).date() + timedelta(days=1):
         raise ValueError("is in the future: record the fact when it has happened")
@@ -68,15 +88,8 @@ class AttendanceCreate(_Strict):
     qpv: bool = False
     rural: bool = False
     partner_id: str | None = None
-    attended_at: AwareDatetime
+    attended_at: PastFactTime
     client_reference: str | None = CLIENT_REFERENCE
-
-    @field_validator("attended_at")
-    @classmethod
-    def _not_in_future(cls, value: datetime) -> datetime:
-        if value > datetime.now(UTC) + timedelta(minutes=5):
-            raise ValueError("attended_at is in the future")
-        return value
 
 
 class AttendancePublic(BaseModel):
@@ -103,7 +116,7 @@ class VenueCreate(_Strict):
     rural: bool = False
     newly_equipped: bool = Field(False, description="one of the renovated post offices lent to partners")
     partner_id: str | None = Field(None, description="the partner whose premises these are")
-    opened_on: date
+    opened_on: FactDate
 
     _opened = field_validator("opened_on")(_day_not_in_future)
 
@@ -126,7 +139,7 @@ class FacilitatorCreate(_Strict):
     kind: Literal["adviser", "partner_mediator", "volunteer"]
     departement: DepartementCode
     partner_id: str | None = None
-    deployed_on: date | None = Field(None, description="for a digital adviser: when they took up the post")
+    deployed_on: FactDate | None = Field(None, description="for a digital adviser: when they took up the post")
 
     _deployed = field_validator("deployed_on")(lambda v: v if v is None else _day_not_in_future(v))
 
@@ -148,6 +161,15 @@ class WorkshopCreate(_Strict):
     facilitator_id: str | None = None
     partner_id: str | None = None
     starts_local: NaiveDatetime = Field(description="wall-clock time at the venue, e.g. 2026-03-12T14:00")
+
+    @field_validator("starts_local")
+    @classmethod
+    def _plausible(cls, value: datetime) -> datetime:
+        # The contracts' years (shared.events.FactTime) at the venue; the event contract checks the exact instant.
+        if not EARLIEST.year <= value.year < LATEST.year:
+            raise ValueError(f"{value.isoformat()} is outside {EARLIEST.year}-{LATEST.year - 1}")
+        return value
+
     duration_minutes: int = Field(120, ge=15, le=8 * 60)
     capacity: int = Field(ge=1, le=500)
     commitment: Commitment = Commitment.DIGITAL_INCLUSION
@@ -171,9 +193,7 @@ class CheckIn(_Strict):
     seat: str | None = Field(None, min_length=1, max_length=16)
     registration_id: str | None = Field(None, min_length=1, max_length=64)
     client_reference: str | None = CLIENT_REFERENCE
-    attended_at: AwareDatetime | None = Field(None, description="defaults to the session's start")
-
-    _attended = field_validator("attended_at")(lambda v: v if v is None else _not_in_future(v))
+    attended_at: PastFactTime | None = Field(None, description="defaults to the session's start")
 
 
 class AccompanimentCreate(_Strict):
@@ -181,7 +201,7 @@ class AccompanimentCreate(_Strict):
     channel: Literal["france_services", "adviser", "partner"]
     need: Need
     duration_minutes: int = Field(ge=1, le=8 * 60)
-    completed_at: AwareDatetime
+    completed_at: PastFactTime
     venue_id: str | None = None
     departement: DepartementCode | None = Field(None, description="where, when not at a known venue")
     qpv: bool = False
@@ -190,8 +210,6 @@ class AccompanimentCreate(_Strict):
     partner_id: str | None = None
     commitment: Commitment = Commitment.DIGITAL_INCLUSION
     client_reference: str | None = CLIENT_REFERENCE
-
-    _completed = field_validator("completed_at")(_not_in_future)
 
     @model_validator(mode="after")
     def _consistent(self) -> AccompanimentCreate:

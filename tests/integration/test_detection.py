@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 import uuid
 import zlib
 from collections.abc import Iterator
@@ -18,7 +19,7 @@ from shared.identity import Principal, Role, issue_token
 from shared.privacy import person_ref
 from shared.serde import decode
 from shared.settings import DEV_PERSON_REF_KEY, DEV_PLATFORM_TOKEN_KEY
-from shared.terminal_sdk import TerminalProducer, detection_event_id, ingest_record
+from shared.terminal_sdk import SIGNATURE_HEADER, TerminalProducer, detection_event_id, ingest_record
 from shared.topics import DEAD_LETTER, DETECTION
 from tests.conftest import DBS, KAFKA, PORT_BASE, SUFFIX, Service, start_service, stop_service, wait_ready, wait_until
 from tests.kafka_tools import produce, tail
@@ -369,6 +370,34 @@ def test_kafka_path_validates_enriches_and_dead_letters(
 # --- nothing lost, nothing leaked -------------------------------------------------------------------
 
 
+def test_a_dead_letter_redacts_a_client_reference_whatever_the_escaping(detection: Service, terminal: dict) -> None:
+    """The key written `client\\u005freference` in the record's text is the same key once parsed: blanked out."""
+    from kafka import KafkaProducer
+
+    marker = f"FAKE-CLIENT-ESCAPED-{uuid.uuid4().hex}"
+    body = item()
+    del body["client_reference"]
+    detection_text = json.dumps(body)[:-1] + f', "client\\u005freference": "{marker}"}}'
+    assert json.loads(detection_text)["client_reference"] == marker
+    value = (
+        f'{{"v": 1, "terminal_id": "{terminal["terminal_id"]}", "office_id": "{terminal["office_id"]}", '
+        f'"detection": {detection_text}}}'
+    ).encode()
+    key = f"{terminal['office_id']}/{body['detection_id']}".encode()
+    with tail(DEAD_LETTER.name) as letters:
+        producer = KafkaProducer(bootstrap_servers=KAFKA, acks="all")
+        try:
+            producer.send(INGEST_TOPIC, value=value, key=key, headers=[(SIGNATURE_HEADER, b"forged")]).get(timeout=10)
+        finally:
+            producer.close()
+        found = wait_until(lambda: [r for r in letters(0.3) if r.key == key], 15, "the dead letter")
+    letter = json.loads(found[0].value)
+    assert "signature" in letter["reason"]
+    kept = base64.b64decode(letter["value_base64"])
+    assert marker.encode() not in kept and marker.encode() not in found[0].value
+    assert json.loads(kept)["detection"]["client_reference"] == "[redacted]"
+
+
 def test_relay_publishes_what_a_crash_left_behind(detection: Service, terminal: dict, mongo) -> None:
     """A batch stored with its events whose publication never happened (the service died in between)."""
     from services.detection.domain import check_item, office_from_doc
@@ -410,8 +439,10 @@ def test_kafka_down_answers_503_and_records_nothing(stack: None, detection: Serv
         wait_until(alive, 60, "the broker-less copy to answer")
         assert svc.http.get("/readyz").json()["checks"] == {"kafka": False, "mongodb": True}
         body = item()
+        started = time.monotonic()
         r = svc.http.post("/v1/detections", json={"detections": [body]}, headers=bearer(terminal["token"]))
         assert r.status_code == 503 and r.headers["retry-after"] == "5"
+        assert time.monotonic() - started < 5, "a write answers within seconds while Kafka is away"
         keys = mongo[DBS["detection"]]["detections"]
         assert keys.find_one({"_id": f"{terminal['office_id']}/{body['detection_id']}"}) is None
         # The same item once the broker answers: accepted, so nothing was half-written before.

@@ -104,7 +104,19 @@ def test_dead_letters_keep_no_client_reference() -> None:
     kept = redact(value)
     assert b"FAKE-SECRET-REF" not in kept and json.loads(kept)["detection"]["needs"] == ["online_banking"]
     assert b"FAKE" not in redact(b'{"client_reference": "FAKE-1"')  # unreadable: withheld
-    assert redact(b"plain") == b"plain"
+    assert b"plain" not in redact(b"plain")  # not JSON: it cannot be told apart, withheld whole
+    clean = b'{"v": 1, "detection": {"needs": ["email"]}}'
+    assert redact(clean) == clean  # nothing to blank out: the same bytes
+
+
+def test_redaction_parses_before_deciding_so_an_escaped_key_is_redacted() -> None:
+    escaped = b'{"v": 1, "detection": {"client\\u005freference": "FAKE-ESCAPED-REF", "needs": ["email"]}}'
+    assert json.loads(escaped)["detection"]["client_reference"] == "FAKE-ESCAPED-REF"
+    kept = redact(escaped)
+    assert b"FAKE-ESCAPED-REF" not in kept and json.loads(kept)["detection"]["client_reference"] == "[redacted]"
+    nested = b'[{"items": [{"Client_Reference": "FAKE-NESTED"}]}]'
+    assert b"FAKE-NESTED" not in redact(nested)
+    assert b"FAKE" not in redact(b"[" * 10_000 + b'"FAKE-DEEP"' + b"]" * 10_000)  # no parser recursion
 
 
 def test_office_departement_comes_from_the_commune() -> None:

@@ -1,0 +1,1 @@
+"""The partner portal: server-rendered pages (French, DSFR) over the partners, workshops and metrics APIs."""
