@@ -2,17 +2,23 @@
 
 Events arrive keyed by person (or entity), so one person's events meet in one partition and one table
 key. The counters are derived from the table (see domain.py): they are rebuilt after every table
-recovery and updated in step with each table write, so a crash can never make them drift.
+recovery and updated in step with each table write, so a crash can never make them drift. The table also
+holds each source partition's position (positions.py), so a kill -9 can neither lose nor double an event.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
+from typing import Any
 
 import faust
+from faust.types import TP
+from prometheus_client import Gauge
 
 from services.metrics import domain
+from services.metrics.positions import PositionedApp, Rewind, SourcePositions, is_position_key
 from services.metrics.settings import MetricsSettings
 from shared.kafka import dead_letter_value
 from shared.serde import InvalidEvent, decode_record
@@ -21,6 +27,20 @@ from shared.topics import DEAD_LETTER, EVENT_TOPICS, PARTITIONS
 __all__ = ["MetricsWorker"]
 
 log = logging.getLogger(__name__)
+SOURCE_TOPICS = frozenset(t.name for t in EVENT_TOPICS)
+
+LAG = Gauge("metrics_consumer_lag", "Events on the log not yet applied, per source partition", ["topic", "partition"])
+NEWEST_AGE = Gauge("metrics_newest_event_age_seconds", "Age of the newest applied event (broker timestamp)")
+
+# Measured with `make bench` (docs/benchmarks.md). Faust's default fetch of 1 MiB per partition left the
+# agent waiting ~300 ms for every fetch when catching up; 2 MiB keeps it busy. Changelog writes go out in
+# batches of up to 1 MiB, lingering 5 ms, instead of 16 KiB batches sent at once. Safe since positions are
+# stored with the state (positions.py): an offset committed ahead of its changelog write is never trusted.
+THROUGHPUT_SETTINGS: dict[str, Any] = {
+    "consumer_max_fetch_size": 2 * 1024 * 1024,
+    "producer_max_batch_size": 1024 * 1024,
+    "producer_linger": 0.005,
+}
 
 
 class MetricsWorker:
@@ -33,7 +53,7 @@ class MetricsWorker:
         self._on_change = on_change or (lambda: None)
         datadir = settings.data_dir / settings.app_id
         datadir.parent.mkdir(parents=True, exist_ok=True)
-        self.app = faust.App(
+        self.app = PositionedApp(
             settings.app_id,
             broker=f"kafka://{settings.kafka_bootstrap_servers}",
             store="memory://",
@@ -45,6 +65,10 @@ class MetricsWorker:
             consumer_auto_offset_reset="earliest",
             table_standby_replicas=0,
             stream_wait_empty=False,
+            # A worker killed with -9 holds its partitions until its session expires: a restart waits that long.
+            broker_session_timeout=settings.session_timeout,
+            broker_heartbeat_interval=settings.session_timeout / 3,
+            **THROUGHPUT_SETTINGS,
         )
         self.source = self.app.topic(
             *(t.name for t in EVENT_TOPICS),
@@ -57,26 +81,92 @@ class MetricsWorker:
         # Keys and values both JSON (faust's default): the changelog is read back with the same codec.
         self.states = self.app.Table("key_facts", default=None, partitions=PARTITIONS)
         self.states.on_recover(self._rebuild)
+        self.positions = SourcePositions()
+        self.app.position_table = self.states
         self.ledger = domain.Ledger(self.states)
         self.counters = self.ledger.counters
         self.app.agent(self.source, name="count")(self._count)
+        self.app.timer(2.0, name="metrics_health")(self._refresh_health)
 
     async def _rebuild(self) -> None:
-        self.counters.rebuild((k, domain.compact(v)) for k, v in self.states.items() if v)
+        self.positions.forget()
+        self.counters.rebuild((k, domain.compact(v)) for k, v in self.states.items() if v and not is_position_key(k))
         self.recovered = True
         self._on_change()
         log.info("counters rebuilt from table", extra={"keys": len(self.states)})
 
     async def _count(self, stream: faust.StreamT) -> None:
         async for event in stream.events():
+            message = event.message
+            if message.tp not in self.positions.applied:
+                await self._start_partition(message.tp)
+            verdict = self.positions.check(message)
+            if isinstance(verdict, Rewind):
+                log.info("rewinding to the position stored with the state", extra={"offset": verdict.offset})
+                await self.app.consumer.seek(verdict.tp, verdict.offset)
+                continue
+            if not verdict:
+                continue
             try:
                 envelope = decode_record(event.message.key, event.value)
+                if is_position_key(envelope.key):
+                    raise InvalidEvent("the key is reserved for source positions")
             except InvalidEvent as exc:
                 await self._dead_letter(event.message, str(exc))
-                continue
-            self.processed += 1
-            if self.ledger.add(envelope):
-                self._on_change()
+            else:
+                self.processed += 1
+                if self.ledger.add(envelope):
+                    self._on_change()
+            self.positions.after(message, self.states)
+
+    async def _start_partition(self, tp: TP) -> None:
+        """The state holds every event of `tp` before its stored position, or before the log's beginning."""
+        stored = self.positions.stored_in(self.states, tp)
+        earliest = (await self.app.consumer.earliest_offsets(tp)).get(tp) or 0
+        self.positions.start(tp, max(stored or 0, earliest))
+        log.info("source partition resumed from the state", extra={"tp": f"{tp.topic}:{tp.partition}", "at": stored})
+
+    def keys(self) -> int:
+        """People and entities in the table (source positions left out)."""
+        return len(self.states) - sum(1 for k in self.states if is_position_key(k))
+
+    async def health(self) -> dict[str, Any]:
+        """Lag per source partition (end offset minus the next offset applied) and the newest event's age;
+        the Prometheus gauges follow."""
+        tps = sorted(tp for tp in self._assigned() if tp.topic in SOURCE_TOPICS)
+        ends: dict[TP, int] = dict(await self.app.consumer.highwaters(*tps)) if tps else {}
+        lag = self.positions.lag(ends, self.states)
+        rows = []
+        for tp in tps:
+            LAG.labels(tp.topic, str(tp.partition)).set(lag.get(tp, 0))
+            rows.append(
+                {
+                    "topic": tp.topic,
+                    "partition": tp.partition,
+                    "applied": self.positions.position(tp, self.states),
+                    "stored": self.positions.stored.get(tp),
+                    "end": ends.get(tp),
+                    "lag": lag.get(tp, 0),
+                }
+            )
+        newest = self.positions.newest_timestamp
+        age = None if newest is None else max(0.0, time.time() - newest)
+        if age is not None:
+            NEWEST_AGE.set(age)
+        return {"lag": sum(lag.values()), "partitions": rows, "newest_event_age_seconds": age}
+
+    async def _refresh_health(self) -> None:
+        """Keeps the Prometheus gauges current between two reads of /v1/worker."""
+        try:
+            await self.health()
+        except Exception as exc:  # noqa: BLE001 - a broker hiccup must not stop the timer
+            log.debug("health refresh failed", extra={"error": str(exc)})
+
+    def _assigned(self) -> set[TP]:
+        try:
+            return set(self.app.consumer.assignment())
+        except Exception:  # noqa: BLE001 - not started, or between two assignments
+            return set()
 
     async def _dead_letter(self, message: faust.types.Message, reason: str) -> None:
         log.warning("dead-lettering record", extra={"topic": message.topic, "offset": message.offset, "reason": reason})

@@ -47,6 +47,7 @@ INDICATORS: dict[str, str] = {
     "skills_missions": "Missions de mécénat de compétences",
     "advisers_deployed": "Conseillers numériques déployés",
     "venues_opened": "Nouveaux lieux équipés",
+    "anonymous_help": "Aides anonymes",
 }
 DIMENSIONS = ("departement", "region", "qpv", "rural", "channel", "theme", "commitment", "partnership_type", "partner")
 
@@ -303,6 +304,13 @@ def partnership_span(state: State | None) -> tuple[str, str | None] | None:
     return (signed, ended) if signed else None
 
 
+ANONYMOUS_PREFIX = "anon:"  # shared.events.Envelope.key of an event with no person reference
+
+
+def _as_anonymous(cells: Counter[Cell]) -> Counter[Cell]:
+    return Counter({("anonymous_help", *cell[1:]): n for cell, n in cells.items() if cell[0] == "people_helped"})
+
+
 class Counters:
     """The sum of every key's contribution, kept up to date one key at a time."""
 
@@ -312,8 +320,13 @@ class Counters:
         self.version = 0
 
     def replace(self, key: str, old: State | None, new: State | None) -> None:
-        self.cells.update(contributions(new))
-        self.cells.subtract(contributions(old))
+        gained, lost = contributions(new), contributions(old)
+        self.cells.update(gained)
+        self.cells.subtract(lost)
+        if key.startswith(ANONYMOUS_PREFIX):
+            # Each anonymous help event is one person helped (its own key): the same cells, under their own name.
+            self.cells.update(_as_anonymous(gained))
+            self.cells.subtract(_as_anonymous(lost))
         span = partnership_span(new)
         if span:
             self.partnerships[key] = span

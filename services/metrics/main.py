@@ -60,14 +60,19 @@ def build_app(settings: MetricsSettings | None = None) -> FastAPI:
 
     @app.get("/v1/worker", tags=["ops"])
     async def worker_status() -> dict:
-        """What the stream worker has done since it started (for operators and benchmarks)."""
+        """What the stream worker has done since it started (for operators and benchmarks), how far behind the
+        log it is (`lag`, per source partition in `partitions`) and how old the newest applied event is."""
+        health = await worker.health() if worker.recovered else {"lag": None, "partitions": []}
         return {
             "app_id": settings.app_id,
             "recovered": worker.recovered,
             "processed": worker.processed,
             "dead_lettered": worker.dead_lettered,
-            "keys": len(worker.states),
+            "rewinds": worker.positions.rewinds,
+            "keys": worker.keys(),
             "version": worker.counters.version,
+            "newest_event_age_seconds": None,
+            **health,
         }
 
     @app.get("/v1/snapshot", tags=["ops"])

@@ -3,8 +3,9 @@
     python -m services.metrics.replay [--url http://127.0.0.1:8004] [--year 2026]
 
 Reads the event topics from the beginning with no consumer group (empty state), applies the same counting
-rules as the worker, then waits until the live worker has consumed exactly the same records (its committed
-offsets equal the end offsets read here) and compares every counter cell. Exit status 0 when identical.
+rules as the worker, then waits until the live worker has applied exactly the same records (the positions it
+reports in /v1/worker reach the end offsets read here; its group's committed offsets are only advisory) and
+compares every counter cell. Exit status 0 when identical.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from services.metrics.settings import MetricsSettings
 from shared.serde import InvalidEvent, decode_record
 from shared.topics import EVENT_TOPICS
 
-__all__ = ["rebuild", "read_log", "end_offsets", "compare", "main"]
+__all__ = ["rebuild", "read_log", "end_offsets", "compare", "applied", "wait_applied", "main"]
 
 
 def _partitions(consumer: KafkaConsumer) -> list[TopicPartition]:
@@ -127,6 +128,26 @@ def wait_caught_up(bootstrap: str, group: str, until: dict[TopicPartition, int],
     return False
 
 
+def applied(url: str) -> dict[TopicPartition, int]:
+    """The next offset the live worker has applied, per source partition (from /v1/worker)."""
+    body = httpx.get(f"{url}/v1/worker", timeout=10).json()
+    return {TopicPartition(p["topic"], p["partition"]): p["applied"] for p in body.get("partitions") or ()}
+
+
+def wait_applied(url: str, until: Mapping[TopicPartition, int], timeout: float) -> bool:
+    """True once the live worker has applied every record before `until` (False after `timeout` seconds)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            done = applied(url)
+        except (httpx.HTTPError, ValueError):
+            done = {}
+        if all(done.get(tp, 0) >= end for tp, end in until.items() if end > 0):
+            return True
+        time.sleep(0.3)
+    return False
+
+
 def run(url: str, settings: MetricsSettings, year: int | None, attempts: int = 5) -> tuple[bool, list[str], int]:
     bootstrap = settings.kafka_bootstrap_servers
     for _ in range(attempts):
@@ -138,7 +159,7 @@ def run(url: str, settings: MetricsSettings, year: int | None, attempts: int = 5
             f"rebuilt {records} records in {elapsed:.1f}s ({records / max(elapsed, 1e-9):,.0f} records/s)",
             file=sys.stderr,
         )
-        if not wait_caught_up(bootstrap, settings.app_id, until, timeout=60):
+        if not wait_applied(url, until, timeout=60):
             print("the live worker has not caught up with the log yet; retrying", file=sys.stderr)
             continue
         live = httpx.get(f"{url}/v1/snapshot", timeout=30).json()["cells"]

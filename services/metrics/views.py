@@ -36,6 +36,7 @@ _DETECTION = ("week", "departement", "region", "qpv", "rural", "office_type", "r
 # computed per date, it has no cells and therefore no breakdown.
 DIMENSIONS_OF: dict[str, tuple[str, ...]] = {
     "people_helped": _HELP,
+    "anonymous_help": _HELP,
     "workshop_attendances": _HELP,
     "accompaniments": _HELP,
     "france_services_clients": _HELP,

@@ -272,3 +272,43 @@ def test_funnel_counts_rates_and_exact_median_delay(services: dict[str, Service]
     assert national["window_days"] == 90 and national["total"]["detected"] >= row["detected"]
     by_dep = metrics.http.get("/v1/funnel", params={"year": FUNNEL_YEAR, "by": "departement"}).json()
     assert next(r for r in by_dep["rows"] if r["key"] == "2A")["label"] == "Corse-du-Sud"
+
+
+def test_anonymous_help_is_an_indicator_of_progress(services: dict[str, Service], run: str) -> None:
+    metrics = services["metrics"]
+    year = 2008
+
+    def anonymous() -> int:
+        body = metrics.http.get("/v1/progress", params={"year": year}).json()
+        return next(i["value"] for i in body["indicators"] if i["id"] == "anonymous_help")
+
+    before = anonymous()
+    at = datetime(year, 2, 3, 10, tzinfo=UTC)
+    publish(samples.attended(None, at=at))
+    publish(samples.attended(None, at=at, territory=CORSICA))
+    publish(samples.attended(samples.ref(f"named-{run}"), at=at))  # a person with a reference is not anonymous
+    wait_until(lambda: anonymous() == before + 2, CATCH_UP, "two anonymous help events")
+    body = metrics.http.get("/v1/progress", params={"year": year}).json()
+    item = next(i for i in body["indicators"] if i["id"] == "anonymous_help")
+    assert item["label"] == "Aides anonymes"
+    assert "people_helped" in {i["id"] for i in body["indicators"]}  # added beside the others, none renamed
+    assert rows(metrics, indicator="anonymous_help", dimension="departement", year=year)["2A"]["value"] >= 1
+
+
+def test_worker_reports_lag_per_partition_and_newest_event_age(services: dict[str, Service], run: str) -> None:
+    metrics = services["metrics"]
+    publish(samples.attended(samples.ref(f"lag-{run}"), at=datetime(YEAR, 4, 1, tzinfo=UTC)))
+
+    def caught_up() -> dict | None:
+        body = metrics.http.get("/v1/worker").json()
+        return body if body["lag"] == 0 and body["newest_event_age_seconds"] is not None else None
+
+    body = wait_until(caught_up, CATCH_UP, "the worker to catch up")
+    assert {(p["topic"], p["partition"]) for p in body["partitions"]} >= {(WORKSHOPS.name, n) for n in range(3)}
+    for p in body["partitions"]:
+        assert p["lag"] == p["end"] - p["applied"] == 0
+        assert p["stored"] is None or p["stored"] <= p["applied"]
+    assert body["newest_event_age_seconds"] >= 0
+    exported = metrics.http.get("/metrics").text
+    assert f'metrics_consumer_lag{{partition="0",topic="{WORKSHOPS.name}"}}' in exported
+    assert "metrics_newest_event_age_seconds " in exported

@@ -95,6 +95,18 @@ def test_anonymous_help_counts_per_event_and_can_be_retracted() -> None:
     assert c.value("people_helped", 2022) == 1
 
 
+def test_anonymous_help_has_its_own_figure_beside_people_helped() -> None:
+    known = samples.ref("named")
+    a1, a2 = samples.attended(None, at=AT), samples.accompanied(None, at=AT, territory=samples.REUNION)
+    c = feed(a1, a2, samples.attended(known, at=AT), samples.attended(known, at=AT))
+    assert c.value("people_helped", 2022) == 3
+    assert c.value("anonymous_help", 2022) == 2
+    assert c.value("anonymous_help", 2022, "departement", "974") == 1
+    c = feed(a1, a2, samples.retraction(a1))
+    assert c.value("anonymous_help", 2022) == 1
+    assert c.value("anonymous_help", 2022, "departement", "75") == 0
+
+
 def test_france_services_clients_and_detections() -> None:
     p = samples.ref("fs")
     c = feed(
