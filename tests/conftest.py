@@ -40,7 +40,6 @@ TEST_ENV = {
     # Test copies of the detection service read their own ingestion topic, not the one `make run` feeds.
     "DETECTION_INGEST_TOPIC": f"detection.ingest.test{SUFFIX}",
     "METRICS_DATA_DIR": str(ROOT / ".data" / f"faust-test{SUFFIX}"),
-    "METRICS_ADMIN_TOKEN": "test-metrics-admin-token",
     # The portal calls the test copies of the APIs (it has no database of its own).
     "PORTAL_PARTNERS_URL": f"http://127.0.0.1:{TEST_PORTS['partners']}",
     "PORTAL_WORKSHOPS_URL": f"http://127.0.0.1:{TEST_PORTS['workshops']}",

@@ -55,18 +55,15 @@ def _platform_principal(rt: Runtime, authorization: str | None) -> Principal | N
         return None
 
 
-def _is_metrics_admin(rt: Runtime, authorization: str | None) -> bool:
-    return authorization == f"Bearer {rt.settings.admin_token}"
-
-
 @router.put("/v1/goals", tags=["goals"])
 async def put_goal(goal: Goal, rt: RuntimeDep, authorization: Annotated[str | None, Header()] = None) -> dict:
-    """Set a goal (national, or for a territory: a département code or "region:<code>"); admins only: the
-    metrics admin token or a platform token with the admin role."""
-    if not _is_metrics_admin(rt, authorization):
-        principal = _platform_principal(rt, authorization)
-        if principal is None or principal.role != Role.ADMIN:
-            raise HTTPException(401 if authorization is None else 403, "an admin token is required to change goals")
+    """Set a goal (national, or for a territory: a département code or "region:<code>"); La Poste admins only,
+    with the platform's signed token (the one admin mechanism of every service)."""
+    principal = _platform_principal(rt, authorization)
+    if principal is None:
+        raise HTTPException(401, "a platform admin token is required to change goals")
+    if principal.role != Role.ADMIN:
+        raise HTTPException(403, f"{principal.role.value} {principal.subject} may not change goals")
     await rt.save_goal(goal)
     return goal.model_dump()
 
@@ -139,7 +136,7 @@ async def export_csv(
     """A breakdown as open-data CSV (UTF-8, header row). Public exports blank every cell below the small-count
     threshold (and enough others that none can be recomputed) and flag it `secret`; the exact, non-public
     export needs an admin or monitoring platform token."""
-    if not public and not _is_metrics_admin(rt, authorization):
+    if not public:
         principal = _platform_principal(rt, authorization)
         if principal is None:
             raise HTTPException(401, "an admin or monitoring token is required for a non-public export")

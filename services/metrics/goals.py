@@ -24,7 +24,7 @@ class Goal(BaseModel):
 
     indicator: str
     year: int = Field(ge=2000, le=2100)
-    goal: float = Field(gt=0)
+    goal: float = Field(gt=0, lt=1e12, allow_inf_nan=False)
     territory: str | None = Field(
         None, description='a département code ("75", "2A", "974") or a region as "region:11"; absent for national'
     )

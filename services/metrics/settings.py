@@ -16,6 +16,5 @@ class MetricsSettings(CommonSettings):
     data_dir: Path = Field(Path(".data/faust"), alias="METRICS_DATA_DIR")
     goals_file: Path = Field(Path(__file__).with_name("goals.json"), alias="METRICS_GOALS_FILE")
     mongodb_database: str = Field("metrics", alias="METRICS_DB")
-    admin_token: str = Field("dev-metrics-admin-token", alias="METRICS_ADMIN_TOKEN", min_length=12)
     # A restarted worker waits for the killed one's session to expire before it gets its partitions back.
     session_timeout: float = Field(10.0, alias="METRICS_SESSION_TIMEOUT", ge=6.0)

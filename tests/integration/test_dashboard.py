@@ -19,7 +19,9 @@ from playwright import sync_api as playwright_api
 
 from shared import events as ev
 from shared import geo
+from shared.identity import Principal, Role, issue_token
 from shared.serde import encode
+from shared.settings import DEV_PLATFORM_TOKEN_KEY
 from shared.topics import DETECTION, PARTNERS, WORKSHOPS
 from tests import samples
 from tests.conftest import KAFKA, ROOT, Service, wait_until
@@ -38,7 +40,7 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 ARTIFACTS = ROOT / "tests" / "artifacts"
-ADMIN = {"Authorization": "Bearer test-metrics-admin-token"}
+ADMIN = {"Authorization": "Bearer " + issue_token(Principal("test-admin", Role.ADMIN), DEV_PLATFORM_TOKEN_KEY)}
 GOALS = {
     "people_helped": 400,
     "france_services_clients": 120,

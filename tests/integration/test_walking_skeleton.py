@@ -209,8 +209,17 @@ def test_goals_are_data_and_only_an_admin_changes_them(services: dict[str, Servi
     assert {"indicator": "people_helped", "year": 2022, "goal": 500000.0, "territory": None} in goals["goals"]
     new = {"indicator": "skills_missions", "year": 2031, "goal": 130}
     assert metrics.http.put("/v1/goals", json=new).status_code == 401
-    assert metrics.http.put("/v1/goals", json=new, headers={"Authorization": "Bearer nope"}).status_code == 403
-    ok = metrics.http.put("/v1/goals", json=new, headers={"Authorization": "Bearer test-metrics-admin-token"})
+    assert metrics.http.put("/v1/goals", json=new, headers={"Authorization": "Bearer nope"}).status_code == 401
+    # The former fixed development string is no admin mechanism any more, in development or in production.
+    dev = {"Authorization": "Bearer dev-metrics-admin-token"}
+    assert metrics.http.put("/v1/goals", json=new, headers=dev).status_code == 401
+    partner = issue_token(Principal("u-1", Role.PARTNER, partner_id="p-1"), DEV_PLATFORM_TOKEN_KEY)
+    assert metrics.http.put("/v1/goals", json=new, headers={"Authorization": f"Bearer {partner}"}).status_code == 403
+    infinite = metrics.http.put(
+        "/v1/goals", content=b'{"indicator": "skills_missions", "year": 2031, "goal": Infinity}', headers=ADMIN
+    )
+    assert infinite.status_code in (400, 422), infinite.text
+    ok = metrics.http.put("/v1/goals", json=new, headers=ADMIN)
     assert ok.status_code == 200
     body = metrics.http.get("/v1/progress", params={"year": 2031}).json()
     missions = next(i for i in body["indicators"] if i["id"] == "skills_missions")
