@@ -34,7 +34,7 @@ def test_catalog_channels_are_the_live_topics(services) -> None:
     assert set(channels) == {t.name for t in ALL_TOPICS}
     admin = KafkaAdminClient(bootstrap_servers=KAFKA)
     try:
-        described = {t["topic"]: t for t in admin.describe_topics(list(channels))}
+        described = {t["name"]: t for t in admin.describe_topics(list(channels))}
         configs = admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, name) for name in channels])
     finally:
         admin.close()
