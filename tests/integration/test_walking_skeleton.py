@@ -216,7 +216,9 @@ def test_goals_are_data_and_only_an_admin_changes_them(services: dict[str, Servi
     partner = issue_token(Principal("u-1", Role.PARTNER, partner_id="p-1"), DEV_PLATFORM_TOKEN_KEY)
     assert metrics.http.put("/v1/goals", json=new, headers={"Authorization": f"Bearer {partner}"}).status_code == 403
     infinite = metrics.http.put(
-        "/v1/goals", content=b'{"indicator": "skills_missions", "year": 2031, "goal": Infinity}', headers=ADMIN
+        "/v1/goals",
+        content=b'{"indicator": "skills_missions", "year": 2031, "goal": Infinity}',
+        headers={**ADMIN, "content-type": "application/json"},
     )
     assert infinite.status_code in (400, 422), infinite.text
     ok = metrics.http.put("/v1/goals", json=new, headers=ADMIN)
