@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import math
+from typing import Any
+
 from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from pymongo.errors import ConnectionFailure
@@ -64,10 +69,26 @@ class TooMany(Refusal):
         self.retry_after = retry_after
 
 
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_json_safe(v) for v in value]
+    return value
+
+
 def install(app: FastAPI) -> None:
     """Every `Refusal` becomes its HTTP status with `{"detail": reason}`, the shape FastAPI uses for its own; an
     event contract that refuses what a command would publish (a date out of bounds …) is a 422 too, and a
     database that does not answer a 503."""
+
+    @app.exception_handler(RequestValidationError)
+    async def _request_invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        # FastAPI's own shape (a list of errors), with values JSON cannot carry (Infinity, NaN) given as text:
+        # its default handler answers 500 when the refused input is such a number.
+        return JSONResponse({"detail": _json_safe(jsonable_encoder(exc.errors()))}, status_code=422)
 
     @app.exception_handler(ValidationError)
     async def _contract(request: Request, exc: ValidationError) -> JSONResponse:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import httpx
 import pytest
 from fastapi import Request
+from pydantic import BaseModel, Field
 
 from shared.errors import Busy, Conflict
 from shared.limits import too_deep
@@ -79,3 +80,20 @@ async def test_refusals_map_to_their_status() -> None:
         assert r.status_code == 409 and r.json() == {"detail": "the workshop is full"}
         r = await http.post("/busy")
         assert r.status_code == 409 and r.headers["retry-after"] == "1"
+
+
+class Goal(BaseModel):
+    goal: float = Field(gt=0, allow_inf_nan=False)
+
+
+async def test_a_refused_infinite_number_is_a_422_not_a_500() -> None:
+    application = app()
+
+    @application.put("/goal")
+    async def put_goal(body: Goal) -> dict:
+        return body.model_dump()
+
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=application), base_url="http://test") as http:
+        r = await http.put("/goal", content=b'{"goal": Infinity}', headers={"content-type": "application/json"})
+        assert r.status_code == 422, r.text
+        assert r.json()["detail"][0]["loc"] == ["body", "goal"] and r.json()["detail"][0]["input"] == "inf"
