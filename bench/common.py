@@ -17,7 +17,7 @@ from aiokafka import AIOKafkaProducer
 ROOT = Path(__file__).resolve().parents[1]
 KAFKA = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
 
-__all__ = ["Worker", "publish", "peak_rss_mib", "KAFKA"]
+__all__ = ["Worker", "publish", "peak_rss_mib", "machine", "stop_all", "KAFKA"]
 
 
 async def _publish(records: Iterable[tuple[bytes, bytes]], topic: str) -> int:
@@ -41,6 +41,20 @@ async def _publish(records: Iterable[tuple[bytes, bytes]], topic: str) -> int:
 
 def publish(records: Iterable[tuple[bytes, bytes]], topic: str = "workshops.events") -> int:
     return asyncio.run(_publish(records, topic))
+
+
+def machine() -> str:
+    """The line every bench prints under its figures: how busy the shared machine was."""
+    return f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} (shared with the broker and db)"
+
+
+def stop_all(procs: Iterable[subprocess.Popen[bytes]]) -> None:
+    """Stop the service processes a bench started (all signalled first, then each awaited)."""
+    procs = list(procs)
+    for p in procs:
+        p.terminate()
+    for p in procs:
+        p.wait(timeout=20)
 
 
 def peak_rss_mib(pid: int) -> float:

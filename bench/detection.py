@@ -21,6 +21,7 @@ from pathlib import Path
 
 import aiohttp
 
+from bench.common import machine, stop_all
 from shared.identity import Principal, Role, issue_token
 from shared.settings import DEV_PLATFORM_TOKEN_KEY
 
@@ -151,12 +152,9 @@ async def _run(seconds: float, concurrency: int) -> None:
         for label, real, base, errors in rows:
             print(f"{label:<16}{real:>14.0f}{base:>17.0f}{real / base:>8.3f}{errors:>8}")
         print(f"target: >= 2000 detections/s in batches -> {'met' if rows[0][1] >= 2000 else 'NOT met'}")
-        print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} (shared with the broker and db)")
+        print(machine())
     finally:
-        for p in procs:
-            p.terminate()
-        for p in procs:
-            p.wait(timeout=20)
+        stop_all(procs)
 
 
 def main(argv: list[str] | None = None) -> int:

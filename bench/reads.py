@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 
 from pymongo import AsyncMongoClient
 
+from bench.common import machine
 from shared.aggregates import Aggregates, version_id
 from shared.docstore import MongoDocuments
 from shared.outbox import Outbox
@@ -125,7 +126,7 @@ async def _run(sizes: list[int], samples: int) -> None:
         print(f"{'query':<48}{'ms':>9}{'x _id':>9}")
         for label, ms in figures:
             print(f"{label:<48}{ms:>9.2f}{ms / base:>9.1f}")
-    print(f"\nmachine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} (shared with the broker and db)")
+    print("\n" + machine())
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo
 import aiohttp
 from pymongo import AsyncMongoClient, MongoClient
 
+from bench.common import machine, stop_all
 from bench.detection import _start, _wait
 from services.partners.domain import siret_is_valid
 from shared.identity import Principal, Role, issue_token
@@ -170,12 +171,9 @@ async def _run(seconds: float, concurrency: int) -> None:
         for label, rate, errors in rows:
             print(f"{label:<44}{rate:>10.0f}{base:>18.0f}{rate / base:>8.3f}{errors:>8}")
         print(f"raw insert_one/s before {raw:.0f}, after {raw_after:.0f}")
-        print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} (shared with the broker and db)")
+        print(machine())
     finally:
-        for p in procs:
-            p.terminate()
-        for p in procs:
-            p.wait(timeout=20)
+        stop_all(procs)
 
 
 def main(argv: list[str] | None = None) -> int:
