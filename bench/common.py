@@ -73,13 +73,14 @@ class Worker:
         self.url = f"http://127.0.0.1:{port}"
         self.http = httpx.Client(base_url=self.url, timeout=10)
         self.proc: subprocess.Popen[bytes] | None = None
+        self.data_dir = ROOT / ".data" / "faust-bench"
 
     def start(self) -> None:
         env = {
             **os.environ,
             "METRICS_APP_ID": self.app_id,
             "METRICS_DB": "bench_metrics",
-            "METRICS_DATA_DIR": str(ROOT / ".data" / "faust-bench"),
+            "METRICS_DATA_DIR": str(self.data_dir),
             "LOG_LEVEL": "WARNING",
         }
         log = ROOT / ".run" / "logs"
@@ -112,9 +113,9 @@ class Worker:
             time.sleep(0.1)
         raise TimeoutError("metrics worker not ready")
 
-    def stop(self) -> None:
+    def stop(self, sig: int = 15) -> None:
         if self.proc and self.proc.poll() is None:
-            os.killpg(self.proc.pid, 15)
+            os.killpg(self.proc.pid, sig)
             try:
                 self.proc.wait(timeout=20)
             except subprocess.TimeoutExpired:

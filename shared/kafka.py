@@ -12,7 +12,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 from aiokafka.errors import KafkaError
-from kafka.admin import KafkaAdminClient, NewTopic
+from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient, NewTopic
 from kafka.errors import TopicAlreadyExistsError
 
 from shared.events import Envelope
@@ -25,9 +25,11 @@ log = logging.getLogger(__name__)
 
 
 def ensure_topics(bootstrap: str, topics: Iterable[Topic] = ALL_TOPICS) -> None:
-    """Create the project's topics if missing (synchronous; call once at start-up)."""
+    """Create the project's topics if missing and give existing ones the configs of the contracts (e.g. a
+    retention added since they were created); synchronous, call once at start-up."""
     admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="alliance-admin")
     try:
+        topics = list(topics)
         existing = set(admin.list_topics())
         missing = [
             NewTopic(t.name, num_partitions=t.partitions, replication_factor=1, topic_configs=t.configs)
@@ -39,6 +41,9 @@ def ensure_topics(bootstrap: str, topics: Iterable[Topic] = ALL_TOPICS) -> None:
                 admin.create_topics(missing)
             except TopicAlreadyExistsError:
                 pass  # another service created it first
+        present = [t for t in topics if t.name in existing]
+        if present:
+            admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, t.name, configs=t.configs) for t in present])
     finally:
         admin.close()
 
@@ -51,10 +56,10 @@ class Publisher:
     """Publishes envelopes keyed for their consumers; returns only once all in-sync replicas have them."""
 
     def __init__(
-        self, bootstrap: str, *, client_id: str, request_timeout_ms: int = 10_000, deadline_s: float = 5.0
+        self, bootstrap: str, *, client_id: str, request_timeout_ms: int = 10_000, deadline_s: float = 3.0
     ) -> None:
-        # Every publish answers within `deadline_s`: a caller waiting on a broker that is away gets PublishError
-        # (and its request a prompt answer), never an open-ended wait.
+        # Every publish answers within `deadline_s` (3 s: with the database writes around it, a request answers within
+        # 5 s): a caller waiting on a broker that is away gets PublishError and a prompt answer, never an open wait.
         self.deadline_s = deadline_s
         self.bootstrap = bootstrap
         self._options = {"client_id": client_id, "request_timeout_ms": request_timeout_ms}

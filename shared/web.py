@@ -33,6 +33,7 @@ def create_app(
     title: str,
     lifespan: Callable[[FastAPI], AbstractAsyncContextManager[Any]] | None = None,
     checks: Callable[[FastAPI], Mapping[str, ReadinessCheck]] | None = None,
+    progress: Callable[[FastAPI], Mapping[str, Any]] | None = None,
     max_body: int = 1024 * 1024,
     media_types: Sequence[str] = JSON_TYPES + FORM_TYPES,
 ) -> FastAPI:
@@ -61,7 +62,10 @@ def create_app(
     async def readyz() -> JSONResponse:
         results = {name: await check() for name, check in (checks(app) if checks else {}).items()}
         ready = all(results.values())
-        return JSONResponse({"ready": ready, "checks": results}, status_code=200 if ready else 503)
+        body: dict[str, Any] = {"ready": ready, "checks": results}
+        if progress:  # what a starting service is still doing (e.g. the metrics worker's recovery)
+            body["progress"] = progress(app)
+        return JSONResponse(body, status_code=200 if ready else 503)
 
     @app.get("/asyncapi.json", tags=["ops"])
     async def event_catalog() -> dict[str, Any]:

@@ -4,20 +4,29 @@ Events arrive keyed by person (or entity), so one person's events meet in one pa
 key. The counters are derived from the table (see domain.py): they are rebuilt after every table
 recovery and updated in step with each table write, so a crash can never make them drift. The table also
 holds each source partition's position (positions.py), so a kill -9 can neither lose nor double an event.
+
+With the persistent store (RocksDB, the default) a restart reads the table from local disk and only the
+changelog's tail. The local store is written before the changelog, so after a kill -9 it may hold writes the
+changelog never got; two rules keep both copies right (docs/metrics-recovery.md):
+- a position is stored only once every earlier changelog write is acknowledged (the producer is flushed
+  first), so whichever copy the state comes back from, it holds every event before the position it holds;
+- an event applied again that changes nothing writes its key's state again, so a write the changelog
+  missed reaches it when the events after the position are applied again.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import faust
 from faust.types import TP
 from prometheus_client import Gauge
 
-from services.metrics import domain
+from services.metrics import domain, snapshot
 from services.metrics.positions import PositionedApp, Rewind, SourcePositions, is_position_key
 from services.metrics.settings import MetricsSettings
 from shared.kafka import dead_letter_value
@@ -50,13 +59,21 @@ class MetricsWorker:
         self.dead_lettered = 0
         self.processed = 0
         self.recovered = False
+        self._keys = 0
+        self._stopping = False
+        self._applying = asyncio.Lock()  # held while an event is applied: a stop waits for it
+        self._first_recovery = True
+        self.counters_from = "none"  # "saved" (at the last clean stop) or "table" (derived from every key)
+        self._stored_at_recovery: dict[str, int] = {}
         self._on_change = on_change or (lambda: None)
         datadir = settings.data_dir / settings.app_id
         datadir.parent.mkdir(parents=True, exist_ok=True)
+        self.saved_path = datadir.parent / f"{settings.app_id}.counters-at-stop.json"
+        self.persistent = settings.store == "rocksdb"
         self.app = PositionedApp(
             settings.app_id,
             broker=f"kafka://{settings.kafka_bootstrap_servers}",
-            store="memory://",
+            store="rocksdb://" if self.persistent else "memory://",
             datadir=str(datadir),
             topic_partitions=PARTITIONS,
             topic_replication_factor=1,
@@ -89,35 +106,108 @@ class MetricsWorker:
         self.app.timer(2.0, name="metrics_health")(self._refresh_health)
 
     async def _rebuild(self) -> None:
+        started = time.monotonic()
         self.positions.forget()
-        self.counters.rebuild((k, domain.compact(v)) for k, v in self.states.items() if v and not is_position_key(k))
+        self._stored_at_recovery = self._table_positions()
+        saved = snapshot.take(self.saved_path) if self._first_recovery else None
+        self._first_recovery = False
+        if saved is not None and saved.stored == self._stored_at_recovery:
+            self.counters.cells, self.counters.partnerships = saved.counters.cells, saved.counters.partnerships
+            self.counters.version += 1
+            self._keys = saved.keys
+            self.counters_from = "saved"
+            self.recovered = True
+            self._on_change()
+            log.info("counters read as saved at the last clean stop", extra={"keys": saved.keys})
+            return
+        if saved is not None:
+            log.info("counters saved at stop no longer match the table's positions: deriving them again")
+        keys = 0
+
+        def states() -> Iterator[tuple[str, domain.State]]:
+            nonlocal keys
+            for k, v in self.states.items():
+                if v and not is_position_key(k):
+                    keys += 1
+                    yield k, domain.compact(v)
+
+        self.counters.rebuild(states())
+        self._keys = keys
+        self.counters_from = "table"
         self.recovered = True
         self._on_change()
-        log.info("counters rebuilt from table", extra={"keys": len(self.states)})
+        log.info("counters rebuilt from table", extra={"keys": keys, "seconds": round(time.monotonic() - started, 2)})
 
     async def _count(self, stream: faust.StreamT) -> None:
         async for event in stream.events():
-            message = event.message
-            if message.tp not in self.positions.applied:
-                await self._start_partition(message.tp)
-            verdict = self.positions.check(message)
-            if isinstance(verdict, Rewind):
-                log.info("rewinding to the position stored with the state", extra={"offset": verdict.offset})
-                await self.app.consumer.seek(verdict.tp, verdict.offset)
-                continue
-            if not verdict:
-                continue
+            if self._stopping:
+                continue  # not applied, so not stored: read again at the next start
+            async with self._applying:
+                await self._apply(event)
+
+    async def _apply(self, event: faust.types.EventT) -> None:
+        message = event.message
+        if message.tp not in self.positions.applied:
+            await self._start_partition(message.tp)
+        verdict = self.positions.check(message)
+        if isinstance(verdict, Rewind):
+            log.info("rewinding to the position stored with the state", extra={"offset": verdict.offset})
+            await self.app.consumer.seek(verdict.tp, verdict.offset)
+            return
+        if not verdict:
+            return
+        try:
+            envelope = decode_record(event.message.key, event.value)
+            if is_position_key(envelope.key):
+                raise InvalidEvent("the key is reserved for source positions")
+        except InvalidEvent as exc:
+            await self._dead_letter(event.message, str(exc))
+        else:
+            self.processed += 1
+            known = envelope.key in self.states
+            if self.ledger.add(envelope):
+                self._keys += not known
+                self._on_change()
+            elif self.persistent and known:
+                self.states[envelope.key] = self.states[envelope.key]  # see the module's docstring
+        due = self.positions.after(message)
+        if due is not None:
+            if self.persistent:
+                await self._flush_changelog()
+            self.positions.store(message.tp, due, self.states)
+
+    async def save_at_stop(self) -> bool:
+        """Stop applying events and save the counters (snapshot.py) once the changelog holds every write."""
+        self._stopping = True
+        async with self._applying:
+            if not self.recovered:
+                return False
             try:
-                envelope = decode_record(event.message.key, event.value)
-                if is_position_key(envelope.key):
-                    raise InvalidEvent("the key is reserved for source positions")
-            except InvalidEvent as exc:
-                await self._dead_letter(event.message, str(exc))
-            else:
-                self.processed += 1
-                if self.ledger.add(envelope):
-                    self._on_change()
-            self.positions.after(message, self.states)
+                await asyncio.wait_for(self._flush_changelog(), timeout=10)
+            except Exception as exc:  # noqa: BLE001 - the broker is away: derive the counters at the next start
+                log.warning("changelog not flushed at stop: counters not saved", extra={"error": str(exc)})
+                return False
+            stored = {**self._stored_at_recovery, **{_tp_name(tp): n for tp, n in self.positions.stored.items()}}
+            snapshot.save(self.saved_path, self.counters, self._keys, stored)
+            log.info("counters saved for the next start", extra={"keys": self._keys})
+            return True
+
+    def _table_positions(self) -> dict[str, int]:
+        """The positions stored in the table for the assigned source partitions."""
+        out = {}
+        for tp in self._assigned():
+            if tp.topic in SOURCE_TOPICS:
+                stored = self.positions.stored_in(self.states, tp)
+                if stored is not None:
+                    out[_tp_name(tp)] = stored
+        return out
+
+    async def _flush_changelog(self) -> None:
+        """Wait until every table write queued so far is acknowledged by the broker."""
+        producer = self.app.producer
+        await producer.flush()
+        while producer.buffer.size:  # faust's buffer flush gives up after 0.1 s without progress
+            await producer.flush()
 
     async def _start_partition(self, tp: TP) -> None:
         """The state holds every event of `tp` before its stored position, or before the log's beginning."""
@@ -126,9 +216,31 @@ class MetricsWorker:
         self.positions.start(tp, max(stored or 0, earliest))
         log.info("source partition resumed from the state", extra={"tp": f"{tp.topic}:{tp.partition}", "at": stored})
 
+    async def broker_answers(self, timeout_s: float = 2.0) -> bool:
+        """Ask the broker for its metadata now, through the worker's own producer (what /readyz relies on)."""
+        producer = getattr(self.app.producer, "_producer", None)  # faust's aiokafka producer, once started
+        if producer is None:
+            return False
+        try:
+            await asyncio.wait_for(producer.client.fetch_all_metadata(), timeout_s)
+        except Exception:  # noqa: BLE001 - refused, timed out: away
+            return False
+        return True
+
+    def recovery(self) -> dict[str, Any]:
+        """How far the table's recovery is: changelog records still to read, and the counters' rebuild."""
+        if self.recovered:
+            return {"state": "done"}
+        try:
+            left = self.app.tables.recovery.active_remaining_total()  # type: ignore[attr-defined]
+        except Exception:  # noqa: BLE001 - not started yet, or between two assignments
+            left = None
+        store = "rocksdb" if self.persistent else "memory"
+        return {"state": "recovering", "changelog_records_left": left, "store": store}
+
     def keys(self) -> int:
-        """People and entities in the table (source positions left out)."""
-        return len(self.states) - sum(1 for k in self.states if is_position_key(k))
+        """People and entities in the table (source positions left out), without reading the table."""
+        return self._keys
 
     async def health(self) -> dict[str, Any]:
         """Lag per source partition (end offset minus the next offset applied) and the newest event's age;
@@ -184,3 +296,7 @@ class MetricsWorker:
         )
         await sent  # acknowledged before the offset of the bad record can be committed
         self.dead_lettered += 1
+
+
+def _tp_name(tp: TP) -> str:
+    return f"{tp.topic}|{tp.partition}"

@@ -44,18 +44,25 @@ def build_app(settings: MetricsSettings | None = None) -> FastAPI:
         holder["rt"] = app.state.runtime = runtime
         async with faust_app_running(worker.app):
             yield
+            await worker.save_at_stop()  # a clean stop: the next start reads the counters (snapshot.py)
         await mongo.close()
 
     def checks(app: FastAPI):  # type: ignore[no-untyped-def]
         async def kafka() -> bool:
-            return worker.recovered and worker.app.consumer is not None
+            return worker.recovered and worker.app.consumer is not None and await worker.broker_answers()
 
         async def mongodb() -> bool:
             return await ping(app.state.runtime.mongo)
 
         return {"kafka": kafka, "mongodb": mongodb}
 
-    app = create_app("metrics", title="Alliance Dynamique — metrics", lifespan=lifespan, checks=checks)
+    app = create_app(
+        "metrics",
+        title="Alliance Dynamique — metrics",
+        lifespan=lifespan,
+        checks=checks,
+        progress=lambda app: {"recovery": worker.recovery()},
+    )
     app.include_router(router)
 
     @app.get("/v1/worker", tags=["ops"])
@@ -66,6 +73,9 @@ def build_app(settings: MetricsSettings | None = None) -> FastAPI:
         return {
             "app_id": settings.app_id,
             "recovered": worker.recovered,
+            "recovery": worker.recovery(),
+            "store": settings.store,
+            "counters_from": worker.counters_from,
             "processed": worker.processed,
             "dead_lettered": worker.dead_lettered,
             "rewinds": worker.positions.rewinds,

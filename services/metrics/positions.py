@@ -105,19 +105,24 @@ class SourcePositions:
         self.rewinds += 1
         return Rewind(tp, nxt)
 
-    def after(self, message: Any, table: MutableMapping[Any, Any]) -> None:
-        """Call once an event's effect is in the table; stores the position when it is due."""
+    def after(self, message: Any) -> int | None:
+        """Call once an event's effect is in the table; the position to store now when one is due."""
         tp = message.tp
         if message.offset != self.applied[tp]:
-            return  # an event applied again: the position is already past it
+            return None  # an event applied again: the position is already past it
         nxt = self.applied[tp] = message.offset + 1
         if message.timestamp and (self.newest_timestamp is None or message.timestamp > self.newest_timestamp):
             self.newest_timestamp = message.timestamp
         now = time.monotonic()
         if nxt - self.stored.get(tp, 0) >= self.every or now - self._stored_at.get(tp, 0.0) >= self.interval:
-            table[position_key(tp.topic, tp.partition)] = nxt  # same changelog partition, after the event's write
-            self.stored[tp] = nxt
-            self._stored_at[tp] = now
+            return nxt
+        return None
+
+    def store(self, tp: TP, offset: int, table: MutableMapping[Any, Any]) -> None:
+        """Write `tp`'s position from within its event: same changelog partition, after the event's write."""
+        table[position_key(tp.topic, tp.partition)] = offset
+        self.stored[tp] = offset
+        self._stored_at[tp] = time.monotonic()
 
     def lag(self, ends: Mapping[TP, int], table: Mapping[Any, Any]) -> dict[TP, int]:
         return {tp: max(0, end - self.position(tp, table)) for tp, end in ends.items()}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 
@@ -14,6 +15,9 @@ __all__ = ["MetricsSettings"]
 class MetricsSettings(CommonSettings):
     app_id: str = Field("alliance-metrics", alias="METRICS_APP_ID")
     data_dir: Path = Field(Path(".data/faust"), alias="METRICS_DATA_DIR")
+    # rocksdb: the table is kept on local disk under data_dir and a restart reads only the changelog's tail;
+    # memory: every start rebuilds the table from the whole changelog.
+    store: Literal["rocksdb", "memory"] = Field("rocksdb", alias="METRICS_STORE")
     goals_file: Path = Field(Path(__file__).with_name("goals.json"), alias="METRICS_GOALS_FILE")
     mongodb_database: str = Field("metrics", alias="METRICS_DB")
     # A restarted worker waits for the killed one's session to expire before it gets its partitions back.

@@ -35,12 +35,19 @@ class Table(dict):
         super().__setitem__(key, value)
 
 
+def applied(positions: SourcePositions, message: Message, table: Table) -> None:
+    """What the agent does once an event's effect is in the table."""
+    due = positions.after(message)
+    if due is not None:
+        positions.store(message.tp, due, table)
+
+
 def test_a_position_is_written_after_the_event_and_at_most_every_n_offsets() -> None:
     positions, table = SourcePositions(every=3, interval=3600), Table()
     positions.start(TP1, 10)
     for offset in range(10, 17):
         assert positions.check(Message(offset)) is True
-        positions.after(Message(offset), table)
+        applied(positions, Message(offset), table)
     assert table.writes == [(position_key(TOPIC, 1), 13), (position_key(TOPIC, 1), 16)]
     assert positions.applied[TP1] == 17 and positions.stored[TP1] == 16
     assert positions.lag({TP1: 20}, table) == {TP1: 3}
@@ -55,7 +62,7 @@ def test_an_event_past_the_stored_position_sends_the_consumer_back_once() -> Non
     assert positions.check(Message(51)) is False  # fetched before the seek: skipped, no second seek
     assert table.writes == []
     assert positions.check(Message(42)) is True
-    positions.after(Message(42), table)
+    applied(positions, Message(42), table)
     assert table.writes == [(position_key(TOPIC, 1), 43)]
     assert positions.rewinds == 1
 
@@ -64,7 +71,7 @@ def test_an_event_before_the_stored_position_is_applied_again_without_moving_it(
     positions, table = SourcePositions(every=1), Table()
     positions.start(TP1, 42)
     assert positions.check(Message(40)) is True
-    positions.after(Message(40), table)
+    applied(positions, Message(40), table)
     assert positions.applied[TP1] == 42 and table.writes == []
 
 
