@@ -41,6 +41,9 @@ services-up: infra-up
 services-down:
 	deploy/local/services.sh down
 
+# The demo data is far smaller than the country: `make run` compares it with goals at its own scale, and the
+# dashboard says so ("objectifs de démonstration"). The services started any other way load the real goals.
+run: export METRICS_GOALS_FILE ?= $(CURDIR)/services/metrics/goals.demo.json
 run: services-up
 	deploy/local/services.sh demo
 	@echo

@@ -37,7 +37,8 @@ def main() -> int:
         raise SystemExit(f"unknown mode {mode!r} (noop, table or packed)")
     names = [t.name for t in EVENT_TOPICS]
     if mode == "packed":
-        names = [asyncio.run(_pack(total))]
+        name, total = asyncio.run(_pack())  # what the log holds now (it may have moved since the caller looked)
+        names = [name]
     app = faust.App(
         f"bench-{mode}-{uuid.uuid4().hex[:8]}",
         broker=f"kafka://{KAFKA}",
@@ -91,7 +92,7 @@ def main() -> int:
     return 0
 
 
-async def _pack(total: int, per_record: int = 500) -> str:
+async def _pack(per_record: int = 500) -> tuple[str, int]:
     """Copy the event topics into a new topic, `per_record` events per record, partition for partition."""
     name = f"bench.packed-{uuid.uuid4().hex[:8]}"
     admin = KafkaAdminClient(bootstrap_servers=KAFKA)
@@ -118,9 +119,7 @@ async def _pack(total: int, per_record: int = 500) -> str:
         for partition, items in pending.items():
             if items:
                 await send(partition, items)
-        if copied != total:
-            raise SystemExit(f"expected {total} records in the event topics, found {copied}")
-        return name
+        return name, copied
     finally:
         await producer.stop()
 

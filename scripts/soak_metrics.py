@@ -109,6 +109,11 @@ class Publisher(threading.Thread):
         self.events, self.rate = events, rate
         self.sent = 0
         self.failures: list[str] = []
+        self._halt = threading.Event()
+
+    def stop(self) -> None:
+        """Publish no more (what was sent is still flushed and checked)."""
+        self._halt.set()
 
     def run(self) -> None:
         producer = KafkaProducer(bootstrap_servers=KAFKA, acks="all", linger_ms=5)
@@ -116,6 +121,8 @@ class Publisher(threading.Thread):
         started = time.monotonic()
         try:
             for n, e in enumerate(self.events, start=1):
+                if self._halt.is_set():
+                    break
                 futures.append(producer.send(topic_for(e.type).name, value=encode(e), key=e.key.encode()))
                 self.sent = n
                 ahead = n / self.rate - (time.monotonic() - started)

@@ -283,7 +283,8 @@ class IllectronismDetected(Territory, EventData):
     office_id: str
     terminal_id: str
     france_services: bool = False
-    person_ref: PersonRef
+    # Absent for an anonymous detection: it counts as a detection, not as a person detected (no one to follow).
+    person_ref: PersonRef | None = Field(None, description="keyed hash of the client identifier; absent: anonymous")
     consent: bool
     needs: list[Need] = Field(min_length=1)
     referral: Referral | None = None

@@ -44,6 +44,8 @@ TEST_ENV = {
     "PORTAL_PARTNERS_URL": f"http://127.0.0.1:{TEST_PORTS['partners']}",
     "PORTAL_WORKSHOPS_URL": f"http://127.0.0.1:{TEST_PORTS['workshops']}",
     "PORTAL_METRICS_URL": f"http://127.0.0.1:{TEST_PORTS['metrics']}",
+    # The metrics API shows partners' names from the test copy of the partners registry.
+    "METRICS_PARTNERS_URL": f"http://127.0.0.1:{TEST_PORTS['partners']}",
     "LOG_LEVEL": "INFO",
 }
 

@@ -60,7 +60,7 @@ def retraction(of: ev.Envelope) -> ev.Envelope:
     return ev.new_event(data, source="/tests", time=datetime.now(UTC))
 
 
-def detected(person: str, *, at: datetime | None = None, referred: bool = True) -> ev.Envelope:
+def detected(person: str | None, *, at: datetime | None = None, referred: bool = True) -> ev.Envelope:
     data = ev.IllectronismDetected(
         detection_id=str(uuid.uuid4()),
         office_id="o-1",

@@ -18,14 +18,20 @@ export PORTAL_PORT="${PORTS[portal]}"
 export PORTAL_PARTNERS_URL="${PORTAL_PARTNERS_URL:-http://127.0.0.1:${PORTS[partners]}}"
 export PORTAL_WORKSHOPS_URL="${PORTAL_WORKSHOPS_URL:-http://127.0.0.1:${PORTS[workshops]}}"
 export PORTAL_METRICS_URL="${PORTAL_METRICS_URL:-http://127.0.0.1:${PORTS[metrics]}}"
+# The metrics API shows partners' names from the partners registry.
+export METRICS_PARTNERS_URL="${METRICS_PARTNERS_URL:-http://127.0.0.1:${PORTS[partners]}}"
 # The stack's ports (deploy/local/stack.sh: KAFKA_PORT, FERRETDB_PORT) unless the endpoints are given: the
 # services, the demo loaders and the simulator all follow them.
 export KAFKA_BOOTSTRAP_SERVERS="${KAFKA_BOOTSTRAP_SERVERS:-127.0.0.1:${KAFKA_PORT:-9092}}"
 export MONGODB_URI="${MONGODB_URI:-mongodb://127.0.0.1:${FERRETDB_PORT:-27017}/?directConnection=true}"
 DETECTION_URL="http://127.0.0.1:${PORTS[detection]}"
 
+# The metrics worker may have a large table to recover (its changelog, when the local store is new or lost):
+# it gets METRICS_START_TIMEOUT seconds (default 600) and its progress is shown every 15 s.
 wait_healthy() {
-  local name="$1" port="$2" deadline=$((SECONDS + 90))
+  local name="$1" port="$2" limit=90 shown=$SECONDS
+  [[ "$name" == svc-metrics ]] && limit="${METRICS_START_TIMEOUT:-600}"
+  local deadline=$((SECONDS + limit))
   while ! "$PY" - "$port" <<'PYEOF' 2>/dev/null; do
 import sys, urllib.request
 with urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[1]}/readyz", timeout=2) as r:
@@ -35,7 +41,19 @@ PYEOF
       _show_log_tail "$LOG_DIR/${name#svc-}.log"
       die "service $name exited during start-up (see $LOG_DIR/${name#svc-}.log)"
     fi
-    ((SECONDS < deadline)) || { _show_log_tail "$LOG_DIR/${name#svc-}.log"; die "service $name not ready on :$port within 90 s"; }
+    ((SECONDS < deadline)) || { _show_log_tail "$LOG_DIR/${name#svc-}.log"; die "service $name not ready on :$port within $limit s"; }
+    if ((SECONDS - shown >= 15)); then
+      shown=$SECONDS
+      echo "$name not ready yet ($((SECONDS - deadline + limit)) s): $("$PY" - "$port" <<'PYEOF' 2>/dev/null || echo "starting"
+import json, sys, urllib.error, urllib.request
+try:
+    body = json.load(urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[1]}/readyz", timeout=2))
+except urllib.error.HTTPError as e:
+    body = json.load(e)
+print(json.dumps(body.get("progress") or body.get("checks")))
+PYEOF
+)"
+    fi
     sleep 0.5
   done
 }

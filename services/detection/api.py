@@ -12,9 +12,11 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
-from services.detection import handlers
-from services.detection.auth import AdminDep, ReaderDep, TerminalDep
+from services.detection import backfill, handlers
+from services.detection.auth import AdminDep, BackfillerDep, ReaderDep, TerminalDep
 from services.detection.schemas import (
+    BackfillIn,
+    BackfillReport,
     BatchIn,
     DetectionIn,
     OfficeImport,
@@ -132,6 +134,69 @@ async def post_detections(request: Request, terminal: TerminalDep, store: StoreD
     if report.accepted and not report.published:
         status = 202
     return JSONResponse(report.model_dump(mode="json"), status_code=status)
+
+
+# --- backfill of past detections ------------------------------------------------------------------
+
+_BACKFILL_REPORT = inline_defs(BackfillReport.model_json_schema(ref_template="#/$defs/{model}"))
+
+
+@router.post(
+    "/backfill/detections",
+    tags=["backfill"],
+    responses={
+        200: _answer(
+            "every item answered (accepted, duplicate, rejected); the accepted ones published", _BACKFILL_REPORT
+        ),
+        202: _answer(
+            "accepted and stored; published later by the relay (Kafka was slow to acknowledge)", _BACKFILL_REPORT
+        ),
+    },
+)
+async def post_backfill(body: BackfillIn, request: Request, store: StoreDep, who: BackfillerDep) -> JSONResponse:
+    """Past detections of one office with their original times, older than the live window too (a terminal
+    offline for long, a network's counter files of an earlier year): a platform admin token, never a terminal's
+    (403). Checked, keyed and hashed as live ones: a detection already sent (live or backfilled) is `duplicate`.
+    Each request leaves an audit record (`backfill_id`, GET /v1/backfills). 413 past DETECTION_MAX_BATCH items,
+    404 for an office not in the registry, 503 when Kafka does not answer (nothing recorded)."""
+    settings = request.app.state.settings
+    await request.app.state.backfill_limit.hit(who.subject)
+    if len(body.detections) > settings.max_batch:
+        raise HTTPException(413, f"a batch holds at most {settings.max_batch} detections")
+    report = await backfill.backfill(
+        body,
+        who,
+        store=store,
+        journal=request.app.state.journal,
+        publisher=request.app.state.publisher,
+        rules=request.app.state.backfill_rules,
+    )
+    status = 202 if report.accepted and not report.published else 200
+    return JSONResponse(report.model_dump(mode="json"), status_code=status)
+
+
+@router.get("/backfills", tags=["backfill"])
+async def list_backfills(
+    store: StoreDep,
+    who: AdminDep,
+    office_id: str | None = None,
+    by: Annotated[str | None, Query(description="the subject of the account that sent them")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> list[dict]:
+    """The audit of backfills, newest first: who sent which office's past detections, when, and the outcome."""
+    query: dict[str, Any] = {}
+    if office_id:
+        query["office_id"] = office_id
+    if by:
+        query["by"] = by
+    heads = await store.backfills.find(query, sort=[("at", -1)], limit=limit)
+    return [backfill.audit_public(h, results=False) for h in heads]
+
+
+@router.get("/backfills/{backfill_id}", tags=["backfill"])
+async def get_backfill(backfill_id: str, store: StoreDep, who: AdminDep) -> dict:
+    """One backfill's audit record, with every item's outcome (detection id, status, event id)."""
+    return await backfill.audit(store, backfill_id)
 
 
 # --- office registry --------------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""Who may call: counter terminals (their own token) and La Poste admins (a platform token, Role.ADMIN)."""
+"""Who may call: counter terminals (their own token) and La Poste admins (a platform token, Role.ADMIN); a
+backfill of past detections needs the admin token, never a terminal's."""
 
 from __future__ import annotations
 
@@ -11,10 +12,18 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from services.detection.domain import Office
 from services.detection.store import Store
-from shared.identity import Principal, Role, require_roles
+from shared.identity import InvalidToken, Principal, Role, require_roles, verify_token
 from shared.terminal_sdk import split_token, token_hash, verify_signature
 
-__all__ = ["Terminal", "TerminalDep", "AdminDep", "ReaderDep", "TerminalRefused", "terminal_for_record"]
+__all__ = [
+    "Terminal",
+    "TerminalDep",
+    "AdminDep",
+    "ReaderDep",
+    "BackfillerDep",
+    "TerminalRefused",
+    "terminal_for_record",
+]
 
 _bearer = HTTPBearer(auto_error=False)
 AdminDep = Annotated[Principal, Depends(require_roles(Role.ADMIN))]
@@ -81,3 +90,26 @@ async def current_terminal(
 
 
 TerminalDep = Annotated[Terminal, Depends(current_terminal)]
+
+
+async def current_backfiller(
+    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+) -> Principal:
+    """A platform admin token (the partners service issues it to La Poste admins). A terminal's own token is a
+    valid credential that may not do this: 403, not 401."""
+    if credentials is None:
+        raise HTTPException(401, "a platform admin token is required", headers={"WWW-Authenticate": "Bearer"})
+    try:
+        principal = verify_token(credentials.credentials, request.app.state.settings.platform_token_key)
+    except InvalidToken as exc:
+        try:
+            await terminal_for_token(request.app.state.store, credentials.credentials)
+        except TerminalRefused:
+            raise HTTPException(401, f"invalid token: {exc}", headers={"WWW-Authenticate": "Bearer"}) from None
+        raise HTTPException(403, "a terminal token may not backfill: send a platform admin token") from None
+    if principal.role != Role.ADMIN:
+        raise HTTPException(403, f"role {principal.role.value} may not backfill detections")
+    return principal
+
+
+BackfillerDep = Annotated[Principal, Depends(current_backfiller)]

@@ -1,7 +1,8 @@
 """Seeds the demo: the office registry (the generated national network) and a few terminals, whose
-credentials go to a git-ignored file so that a new user can try the API at once.
+credentials go to a git-ignored file so that a new user can try the API at once; then the year's detections so
+far (demo_year.py: people later helped by the workshops demo, and others), sent to the running service.
 
-    python -m services.detection.demo [--credentials .run/demo-credentials.json] [--offices 17000]
+    python -m services.detection.demo [--credentials .run/demo-credentials.json] [--offices 17000] [--year Y]
 """
 
 from __future__ import annotations
@@ -12,13 +13,17 @@ import hmac
 import json
 import os
 import secrets
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
+from services.detection import demo_year
 from services.detection.network import generate
 from services.detection.settings import DetectionSettings
 from services.detection.store import Store
+from services.workshops.demo import SCALE
+from shared import geo
 from shared.identity import Principal, Role, issue_token
 from shared.layout import ensure_layout
 from shared.mongo import mongo_client
@@ -101,6 +106,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--offices", type=int, default=17_000)
     parser.add_argument("--terminals", type=int, default=6)
     parser.add_argument("--url", default=None, help="the detection service's URL (default: on $DETECTION_PORT, 8003)")
+    parser.add_argument("--year", type=int, default=datetime.now(ZoneInfo(geo.PARIS)).year, help="the detections' year")
+    parser.add_argument("--scale", type=float, default=SCALE, help="the workshops demo's scale (whom it helps)")
+    parser.add_argument("--no-detections", action="store_true", help="only the registry and the terminals")
     args = parser.parse_args(argv)
     path: Path = args.credentials
     previous = json.loads(path.read_text()) if path.exists() else {}
@@ -111,6 +119,10 @@ def main(argv: list[str] | None = None) -> None:
     path.chmod(0o600)
     print(f"detection demo: offices {creds['offices']}, {len(creds['terminals'])} terminals")
     print(f"demo credentials (admin token, terminal tokens): {args.credentials}")
+    if not args.no_detections:
+        batches = demo_year.plan(args.year, args.scale, generate(args.offices), datetime.now(UTC))
+        totals = demo_year.send(creds["detection_url"], creds["admin_token"], batches)
+        print(f"detections of {args.year} so far, through the backfill path ({len(batches)} offices): {dict(totals)}")
 
 
 if __name__ == "__main__":

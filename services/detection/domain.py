@@ -14,7 +14,17 @@ from shared.events import Envelope, IllectronismDetected, new_event
 from shared.privacy import person_ref
 from shared.terminal_sdk import detection_event_id
 
-__all__ = ["SOURCE", "Office", "Rejected", "Checked", "check_time", "check_item", "office_from_doc", "record_id"]
+__all__ = [
+    "SOURCE",
+    "Office",
+    "Rejected",
+    "Checked",
+    "check_time",
+    "check_item",
+    "office_from_doc",
+    "record_id",
+    "time_span",
+]
 
 SOURCE = "/services/detection"
 
@@ -58,10 +68,11 @@ def record_id(office_id: str, detection_id: str) -> str:
     return f"{office_id}/{detection_id}"
 
 
-def check_time(occurred_at: datetime, now: datetime, window: timedelta, skew: timedelta) -> None:
+def check_time(occurred_at: datetime, now: datetime, window: timedelta | None, skew: timedelta) -> None:
+    """`window` None: no lower bound but the contract's (the backfill path; `FactTime` keeps 2000-2099)."""
     if occurred_at > now + skew:
         raise Rejected(f"occurred_at {occurred_at.isoformat()} is in the future")
-    if occurred_at < now - window:
+    if window is not None and occurred_at < now - window:
         raise Rejected(f"occurred_at {occurred_at.isoformat()} is older than the accepted window ({window.days} days)")
 
 
@@ -87,10 +98,11 @@ def check_item(
     *,
     key: bytes,
     now: datetime,
-    window: timedelta,
+    window: timedelta | None,
     skew: timedelta,
 ) -> Checked:
-    """Validate one raw item and build its event (client reference hashed here, never kept); Rejected if bad."""
+    """Validate one raw item and build its event (client reference hashed here, never kept; none: an anonymous
+    detection); Rejected if bad."""
     if not isinstance(raw, dict):
         raise Rejected("a detection must be a JSON object")
     try:
@@ -99,7 +111,7 @@ def check_item(
         raise Rejected(_reason(exc)) from None
     check_time(item.occurred_at, now, window, skew)
     try:
-        ref = person_ref(item.client_reference, key)
+        ref = None if item.client_reference is None else person_ref(item.client_reference, key)
     except ValueError as exc:
         raise Rejected(f"client_reference: {exc}") from None
     data = IllectronismDetected(
@@ -125,3 +137,9 @@ def check_item(
         subject=f"office/{office.office_id}",
     )
     return Checked(record_id(office.office_id, item.detection_id), item.detection_id, event)
+
+
+def time_span(checked: list[Checked]) -> tuple[datetime, datetime] | None:
+    """The earliest and latest event time of these items (None for none)."""
+    times = [c.event.time for c in checked]
+    return (min(times), max(times)) if times else None

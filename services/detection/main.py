@@ -127,6 +127,8 @@ def build_app(settings: DetectionSettings | None = None) -> FastAPI:
         journal.start()
         app.state.settings, app.state.mongo, app.state.store, app.state.rules = settings, mongo, store, rules
         app.state.journal = journal
+        # The backfill path: the same rules with no lower time bound but the event contract's (2000-2099).
+        app.state.backfill_rules = Rules(key=rules.key, window=None, skew=rules.skew)
         kafka_side = asyncio.create_task(_run_kafka_side(app, settings, store, journal, rules))
         try:
             yield
@@ -146,6 +148,7 @@ def build_app(settings: DetectionSettings | None = None) -> FastAPI:
         max_body=settings.max_body_bytes,
     )
     app.state.terminal_limit = RateLimit(settings.terminal_rate_limit, "requests from this terminal")
+    app.state.backfill_limit = RateLimit(settings.backfill_rate_limit, "backfill requests from this account")
     app.include_router(router)
     return app
 

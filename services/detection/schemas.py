@@ -11,6 +11,8 @@ from shared.events import DepartementCode, FactTime, Need, Referral
 __all__ = [
     "DetectionIn",
     "BatchIn",
+    "BackfillIn",
+    "BackfillReport",
     "ItemResult",
     "Report",
     "OfficeIn",
@@ -35,8 +37,12 @@ class DetectionIn(_Strict):
     )
     occurred_at: FactTime = Field(description="when it happened at the counter (may be days ago)")
     needs: list[Need] = Field(min_length=1, max_length=len(Need))
-    client_reference: str = Field(
-        min_length=1, max_length=128, description="the client's identifier; hashed on arrival, never stored"
+    client_reference: str | None = Field(
+        None,
+        min_length=1,
+        max_length=128,
+        description="the client's identifier; hashed on arrival, never stored. Absent: an anonymous detection "
+        "(counted as a detection, not as a person detected, not in the funnel)",
     )
     consent: bool = Field(description="the person agreed to be followed up (referral)")
     referral: Referral | None = None
@@ -48,6 +54,8 @@ class DetectionIn(_Strict):
                 raise ValueError("a referral names a partner_id or a workshop theme")
             if not self.consent:
                 raise ValueError("a referral needs the person's consent")
+            if self.client_reference is None:
+                raise ValueError("a referral needs a client_reference: the person is followed up by it")
         if len(set(self.needs)) != len(self.needs):
             raise ValueError("needs are listed once each")
         return self
@@ -58,6 +66,27 @@ class BatchIn(_Strict):
 
     office_id: str | None = Field(None, description="optional: must be the terminal's own office")
     detections: list[Any] = Field(min_length=1)
+
+
+class BackfillIn(_Strict):
+    """Past detections of one office, with their original times (older than the live window too)."""
+
+    office_id: str = Field(min_length=1, max_length=64, description="an office of the registry (closed since: allowed)")
+    terminal_id: str | None = Field(
+        None,
+        min_length=1,
+        max_length=64,
+        pattern=TERMINAL_ID_PATTERN,
+        description="the terminal that made them, if known: registered to this office (revoked since: allowed)",
+    )
+    reason: str = Field(
+        min_length=1,
+        max_length=500,
+        description="why, for the audit record (e.g. 'counter files of 2022'); no personal data",
+    )
+    detections: list[Any] = Field(
+        min_length=1, description="detections as for POST /v1/detections, each checked on its own"
+    )
 
 
 class ItemResult(BaseModel):
@@ -75,6 +104,10 @@ class Report(BaseModel):
     rejected: int
     published: bool = Field(description="false: accepted items are stored and the relay will publish them")
     results: list[ItemResult]
+
+
+class BackfillReport(Report):
+    backfill_id: str = Field(description="the audit record of this backfill: GET /v1/backfills/{backfill_id}")
 
 
 class OfficeIn(_Strict):

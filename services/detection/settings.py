@@ -23,11 +23,13 @@ class DetectionSettings(CommonSettings):
     kafka_retry_s: float = Field(2.0, alias="DETECTION_KAFKA_RETRY_S", gt=0)
     # Requests of one terminal to POST /v1/detections (`limits` notation; a backlog is one request of many items).
     terminal_rate_limit: str = Field("20/second;600/minute", alias="DETECTION_TERMINAL_RATE_LIMIT")
+    # Requests of one admin to POST /v1/backfill/detections (each a batch of up to DETECTION_MAX_BATCH items).
+    backfill_rate_limit: str = Field("10/second;300/minute", alias="DETECTION_BACKFILL_RATE_LIMIT")
     ingest_enabled: bool = Field(True, alias="DETECTION_INGEST_ENABLED")
     ingest_topic: str = Field(DETECTION_INGEST.name, alias="DETECTION_INGEST_TOPIC")
     ingest_group_override: str | None = Field(None, alias="DETECTION_INGEST_GROUP")
 
-    _rules = field_validator("terminal_rate_limit")(check_rules)
+    _rules = field_validator("terminal_rate_limit", "backfill_rate_limit")(check_rules)
 
     @property
     def ingest_group(self) -> str:

@@ -1,5 +1,5 @@
-"""The detection service's storage: offices and terminals (versioned aggregates), detections (the
-idempotency keys) and pending batches (the outbox of detections).
+"""The detection service's storage: offices, terminals and the backfill audit (versioned aggregates), detections
+(the idempotency keys) and pending batches (the outbox of detections).
 
 Everything goes through the shared document port and rests on unique inserts: an office or terminal change is
 a new version (`shared.aggregates`); the hot path only inserts, reads by `_id` and deletes by `_id`. A batch
@@ -96,12 +96,15 @@ class Store:
         outbox = Outbox(self.docs, None)
         self.offices = Aggregates(self.docs, "offices", outbox)
         self.terminals = Aggregates(self.docs, "terminals", outbox)
+        # The audit of backfills: version 1 before anything is recorded (who, what, when), version 2 the outcome.
+        self.backfills = Aggregates(self.docs, "backfills", outbox)
         self._offices = _Cache(cache_ttl)
         self._terminals = _Cache(cache_ttl)
 
     async def ensure_indexes(self) -> None:
         await self.docs.ensure_index("terminals", "office_id")
         await self.docs.ensure_index("offices", "departement")
+        await self.docs.ensure_index("backfills", "office_id")
 
     # --- office registry ---------------------------------------------------------------------------
 

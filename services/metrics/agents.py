@@ -98,7 +98,9 @@ class MetricsWorker:
         # Keys and values both JSON (faust's default): the changelog is read back with the same codec.
         self.states = self.app.Table("key_facts", default=None, partitions=PARTITIONS)
         self.states.on_recover(self._rebuild)
-        self.positions = SourcePositions()
+        # With the persistent store each stored position waits for a flush of the changelog: fewer of them
+        # (after a crash, at most `every` events per partition are applied again).
+        self.positions = SourcePositions(every=1000, interval=2.0) if self.persistent else SourcePositions()
         self.app.position_table = self.states
         self.ledger = domain.Ledger(self.states)
         self.counters = self.ledger.counters
@@ -237,6 +239,15 @@ class MetricsWorker:
             left = None
         store = "rocksdb" if self.persistent else "memory"
         return {"state": "recovering", "changelog_records_left": left, "store": store}
+
+    def applied_positions(self) -> list[dict[str, Any]]:
+        """Per assigned source partition, the next offset the counters reflect (synchronous: no event is applied
+        between this and a read of the counters in the same call)."""
+        tps = sorted(tp for tp in self._assigned() if tp.topic in SOURCE_TOPICS)
+        return [
+            {"topic": tp.topic, "partition": tp.partition, "applied": self.positions.position(tp, self.states)}
+            for tp in tps
+        ]
 
     def keys(self) -> int:
         """People and entities in the table (source positions left out), without reading the table."""

@@ -1,21 +1,24 @@
-"""Metrics HTTP routes: progress, goals, breakdowns, funnel, trend, partners, CSV export, live stream."""
+"""Metrics HTTP routes: progress, goals, breakdowns, funnel, trend, partners, CSV and XLSX exports, live stream."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 from datetime import UTC, datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 from sse_starlette import EventSourceResponse
 
-from services.metrics import views
+from services.metrics import exports, views
 from services.metrics.goals import Goal
+from services.metrics.partner_names import PartnerDirectory
 from services.metrics.progress import PARIS, progress
 from services.metrics.runtime import Runtime
 from shared.identity import InvalidToken, Principal, Role, verify_token
+from shared.xlsx import XLSX_MEDIA_TYPE
 
 __all__ = ["router"]
 
@@ -27,6 +30,17 @@ def get_runtime(request: Request) -> Runtime:
 
 
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+
+
+def get_partner_directory(request: Request) -> PartnerDirectory:
+    """The copy of the partners registry's names (made on first use: nothing to start or stop with the app)."""
+    directory = getattr(request.app.state, "partner_directory", None)
+    if directory is None:
+        directory = request.app.state.partner_directory = PartnerDirectory.from_settings()
+    return directory
+
+
+DirectoryDep = Annotated[PartnerDirectory, Depends(get_partner_directory)]
 YearQuery = Annotated[int | None, Query(ge=2000, le=2100, description="civil year; the current one by default")]
 
 
@@ -72,25 +86,40 @@ def _bad_query(exc: views.BadQuery) -> HTTPException:
     return HTTPException(422, str(exc))
 
 
+async def _partner_names(
+    directory: PartnerDirectory, rt: Runtime, indicator: str, dimension: str, year: int | None
+) -> dict[str, str]:
+    """The names a breakdown by partner needs (none for other dimensions)."""
+    if dimension != "partner":
+        return {}
+    ids = rt.worker.counters.breakdown(indicator, year or _this_year(), "partner")
+    return dict(await directory.lookup(ids))
+
+
 @router.get("/v1/breakdown", tags=["breakdowns"])
 async def get_breakdown(
     rt: RuntimeDep,
+    directory: DirectoryDep,
     indicator: str,
     dimension: str,
     year: YearQuery = None,
     sort: Annotated[Literal["value", "key"] | None, Query(description="by value (default) or by key")] = None,
     include_zero: Annotated[bool, Query(description="list every département or region, even at zero")] = False,
 ) -> dict:
-    """One indicator broken down by one dimension, with French labels and the goal of each territory."""
+    """One indicator broken down by one dimension, with French labels (partners by their registry name) and the
+    goal of each territory."""
+    asked = year or _this_year()
+    names = await _partner_names(directory, rt, indicator, dimension, asked)
     try:
         return views.breakdown(
             rt.worker.counters,
             rt.goals,
             indicator,
             dimension,
-            year or _this_year(),
+            asked,
             sort=sort,
             include_zero=include_zero,
+            names=names,
         )
     except views.BadQuery as exc:
         raise _bad_query(exc) from None
@@ -116,17 +145,66 @@ async def get_trend(rt: RuntimeDep, indicator: str, year: YearQuery = None) -> d
 @router.get("/v1/partners", tags=["breakdowns"])
 async def get_partners(
     rt: RuntimeDep,
+    directory: DirectoryDep,
     year: YearQuery = None,
-    q: Annotated[str | None, Query(max_length=100, description="keep partners whose id contains this")] = None,
+    q: Annotated[str | None, Query(max_length=100, description="keep partners whose id or name contains this")] = None,
     limit: Annotated[int, Query(ge=1, le=2000)] = 20,
 ) -> dict:
-    """Partners ranked by people helped, with their attendances, accompaniments, partnerships and missions."""
-    return views.partners(rt.worker.counters, year or _this_year(), query=q, limit=limit)
+    """Partners ranked by people helped, with their name in the partners registry (`name`, null when it does not
+    know the id), their attendances, accompaniments, partnerships and missions."""
+    asked = year or _this_year()
+    columns = views.partner_columns(rt.worker.counters, asked)
+    names = await directory.lookup(set().union(*columns.values()))
+    return views.partners(rt.worker.counters, asked, query=q, limit=limit, names=names, columns=columns)
 
 
-@router.get("/v1/export.csv", tags=["breakdowns"], response_class=Response)
+CSV_MEDIA_TYPE = "text/csv; charset=utf-8"
+
+
+def _file_response(description: str, media_type: str, binary: bool = False) -> dict[int | str, dict[str, Any]]:
+    schema = {"type": "string", "format": "binary"} if binary else {"type": "string"}
+    return {200: {"description": description, "content": {media_type: {"schema": schema}}}}
+
+
+def _export(
+    rt: Runtime,
+    indicator: str,
+    dimension: str,
+    year: int | None,
+    public: bool,
+    authorization: str | None,
+    names: dict[str, str],
+) -> tuple[list[dict[str, Any]], str, str]:
+    """The rows every export format writes (suppression applied once, here), the file's stem and the view's label."""
+    if not public:
+        principal = _platform_principal(rt, authorization)
+        if principal is None:
+            raise HTTPException(401, "an admin or monitoring token is required for a non-public export")
+        if principal.role not in (Role.ADMIN, Role.MONITORING):
+            raise HTTPException(403, f"role {principal.role.value} may not read non-public exports")
+    asked = year or _this_year()
+    try:
+        view = views.breakdown(rt.worker.counters, rt.goals, indicator, dimension, asked, sort="key", names=names)
+    except views.BadQuery as exc:
+        raise _bad_query(exc) from None
+    stem = f"{indicator}-{dimension}-{asked}{'' if public else '-exact'}"
+    return exports.export_rows(view, public=public), stem, f"{view['dimension_label']} {asked}"
+
+
+def _attachment(body: bytes, name: str, media_type: str) -> Response:
+    headers = {"Content-Disposition": f'attachment; filename="{name}"', "Cache-Control": "no-store"}
+    return Response(body, media_type=media_type, headers=headers)
+
+
+@router.get(
+    "/v1/export.csv",
+    tags=["breakdowns"],
+    response_class=Response,
+    responses=_file_response("the breakdown as CSV (UTF-8, header row)", "text/csv"),
+)
 async def export_csv(
     rt: RuntimeDep,
+    directory: DirectoryDep,
     indicator: str,
     dimension: str,
     year: YearQuery = None,
@@ -136,24 +214,53 @@ async def export_csv(
     """A breakdown as open-data CSV (UTF-8, header row). Public exports blank every cell below the small-count
     threshold (and enough others that none can be recomputed) and flag it `secret`; the exact, non-public
     export needs an admin or monitoring platform token."""
-    if not public:
-        principal = _platform_principal(rt, authorization)
-        if principal is None:
-            raise HTTPException(401, "an admin or monitoring token is required for a non-public export")
-        if principal.role not in (Role.ADMIN, Role.MONITORING):
-            raise HTTPException(403, f"role {principal.role.value} may not read non-public exports")
-    asked = year or _this_year()
-    try:
-        view = views.breakdown(rt.worker.counters, rt.goals, indicator, dimension, asked, sort="key")
-    except views.BadQuery as exc:
-        raise _bad_query(exc) from None
-    body = views.to_csv(views.export_rows(view, public=public))
-    name = f"{indicator}-{dimension}-{asked}{'' if public else '-exact'}.csv"
-    return Response(
-        body.encode("utf-8"),
-        media_type="text/csv; charset=utf-8",
-        headers={"Content-Disposition": f'attachment; filename="{name}"', "Cache-Control": "no-store"},
-    )
+    names = await _partner_names(directory, rt, indicator, dimension, year)
+    rows, stem, _ = _export(rt, indicator, dimension, year, public, authorization, names)
+    return _attachment(exports.to_csv(rows).encode("utf-8"), f"{stem}.csv", CSV_MEDIA_TYPE)
+
+
+@router.get(
+    "/v1/export.xlsx",
+    tags=["breakdowns"],
+    response_class=Response,
+    responses=_file_response("the breakdown as a spreadsheet (French headers)", XLSX_MEDIA_TYPE, binary=True),
+)
+async def export_xlsx(
+    rt: RuntimeDep,
+    directory: DirectoryDep,
+    indicator: str,
+    dimension: str,
+    year: YearQuery = None,
+    public: bool = True,
+    authorization: Annotated[str | None, Header()] = None,
+) -> Response:
+    """The same rows as `/v1/export.csv` (the same small-cell suppression) as an XLSX spreadsheet: French
+    headers, numbers as numbers, the secret flag as a boolean, a frozen header row."""
+    names = await _partner_names(directory, rt, indicator, dimension, year)
+    rows, stem, sheet = _export(rt, indicator, dimension, year, public, authorization, names)
+    body = await run_in_threadpool(exports.to_xlsx, rows, sheet)
+    return _attachment(body, f"{stem}.xlsx", XLSX_MEDIA_TYPE)
+
+
+PartnerPath = Annotated[str, Path(min_length=1, max_length=100, description="the partner organisation's id")]
+
+
+@router.get("/v1/partners/{partner_id}/months", tags=["breakdowns"])
+async def get_partner_months(
+    rt: RuntimeDep,
+    partner_id: PartnerPath,
+    year: YearQuery = None,
+    authorization: Annotated[str | None, Header()] = None,
+) -> dict:
+    """One partner's figures for the year by month, and their total (the partner's row of `/v1/partners`).
+    A platform token is required: a partner's staff read their own organisation only; admins and monitoring
+    read any."""
+    principal = _platform_principal(rt, authorization)
+    if principal is None:
+        raise HTTPException(401, "a platform token is required for a partner's figures by month")
+    if not principal.can_access_partner(partner_id):
+        raise HTTPException(403, f"{principal.role.value} {principal.subject} may not read this partner's figures")
+    return views.partner_months(rt.worker.counters, partner_id, year or _this_year())
 
 
 @router.get("/v1/stream", tags=["progress"])

@@ -1,7 +1,7 @@
 """The counting rules, as pure functions: no Kafka, no I/O.
 
-State is kept per Kafka key (a person reference, `anon:<event id>` for anonymous help, or an entity id):
-every fact seen for that key, by event id. Each key's contribution to the counters is a function of its
+State is kept per Kafka key (a person reference, `anon:<event id>` for anonymous help or detection, or an entity
+id): every fact seen for that key, by event id. Each key's contribution to the counters is a function of its
 state alone, so duplicates, retractions and late events are handled by recomputing one key's
 contribution, and the counters are the sum of all contributions (rebuildable from the state, or from
 the log, and always identical).
@@ -16,6 +16,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from shared import events as ev
+from shared import geo
 
 __all__ = [
     "State",
@@ -28,6 +29,7 @@ __all__ = [
     "Ledger",
     "DIMENSIONS",
     "INDICATORS",
+    "partner_scope",
 ]
 
 # A key's state: [{event_id: fact}, (retracted event ids)] — small in memory, JSON-friendly for changelogs.
@@ -53,7 +55,7 @@ DIMENSIONS = ("departement", "region", "qpv", "rural", "channel", "theme", "comm
 
 # Fact layouts (lists, to keep the per-person state small in memory and in the changelog).
 # help:        ["h", kind, epoch_s, year, dims]      kind: "w" attended, "a" accompaniment
-# detection:   ["d", epoch_s, year, dims]
+# detection:   ["d", epoch_s, year, dims]          tag "da": anonymous (no person reference)
 # dated facts: [tag, iso date, year, dims]          tag: "ps" signed, "pe" ended, "ma" mission completed,
 #                                                   "ad" adviser deployed, "vo" venue opened
 
@@ -75,9 +77,15 @@ def _local_week(moment: datetime, tz: str) -> str:
     return week_of_year(moment.astimezone(ZoneInfo(tz)).date())
 
 
+def _month(day: date) -> str:
+    return f"{day.month:02d}"
+
+
 def _help_dims(d: ev.HelpFacts, theme: str | None, moment: datetime) -> dict[str, str]:
+    local = moment.astimezone(ZoneInfo(d.timezone)).date()
     dims = {
-        "week": _local_week(moment, d.timezone),
+        "week": week_of_year(local),
+        "month": _month(local),
         "departement": d.departement,
         "region": d.region,
         "qpv": str(d.qpv).lower(),
@@ -111,7 +119,8 @@ def fact_of(event: ev.Envelope) -> list[Any] | None:
             "office_type": _office_type(d),
             "referred": str(d.referral is not None).lower(),
         }
-        return ["d", ts, civil_year(event.time, d.timezone), dims]
+        # An anonymous detection is a detection, not a person detected: nobody to follow down the funnel.
+        return ["d" if d.person_ref else "da", ts, civil_year(event.time, d.timezone), dims]
     if isinstance(d, ev.PartnershipSigned):
         dims = {
             "partnership_type": d.partnership_type.value,
@@ -165,7 +174,7 @@ def compact(state: State) -> State:
 
 
 def _dated(tag: str, day: date, dims: dict[str, Any]) -> list[Any]:
-    return [tag, day.isoformat(), day.year, {"week": week_of_year(day), **dims}]
+    return [tag, day.isoformat(), day.year, {"week": week_of_year(day), "month": _month(day), **dims}]
 
 
 def _office_type(d: ev.IllectronismDetected) -> str:
@@ -194,15 +203,40 @@ def apply(state: State | None, event: ev.Envelope) -> State | None:
     return [{**facts, eid: _shared(fact)}, retracted]
 
 
+PARTNER_SCOPE = "partner="
+
+
+def partner_scope(partner_id: str) -> str:
+    """The dimension of one partner's cells by month ("partner=<id>", like the funnel's scoped delays)."""
+    return PARTNER_SCOPE + partner_id
+
+
 def _cells(indicator: str, year: int, dims: Mapping[str, Any]) -> Iterable[Cell]:
     yield (indicator, year, "", "")
     for name, value in dims.items():
-        if name in ("commitments", "departements"):
+        if name == "month":  # months are counted per partner only (a partner's own figures), not nationally
+            if "partner" in dims:
+                yield (indicator, year, PARTNER_SCOPE + dims["partner"], value)
+        elif name in ("commitments", "departements"):
             single = name[:-1]
             for item in value:
                 yield (indicator, year, single, item)
         else:
             yield (indicator, year, name, value)
+
+
+def _with_month(dims: dict[str, Any], year: int, ts: float | None = None, day: str | None = None) -> dict[str, Any]:
+    """A fact stored before facts carried their month: its month from the date, or from the event time in the
+    département's time zone (the zone the registry gives its venues), kept within the fact's year."""
+    if "partner" not in dims:
+        return dims
+    if day is not None:
+        return {**dims, "month": day[5:7]}
+    if ts is None or "departement" not in dims:
+        return dims
+    local = datetime.fromtimestamp(ts, geo.timezone_of(dims["departement"]))
+    month = local.month if local.year == year else (1 if local.year > year else 12)
+    return {**dims, "month": f"{month:02d}"}
 
 
 def contributions(state: State | None) -> Counter[Cell]:
@@ -222,6 +256,8 @@ def contributions(state: State | None) -> Counter[Cell]:
         tag = fact[0]
         if tag == "h":
             _, kind, ts, year, dims = fact
+            if "month" not in dims:
+                dims = _with_month(dims, year, ts=ts)
             out.update(_cells("workshop_attendances" if kind == "w" else "accompaniments", year, dims))
             _keep_first(first_help, year, (ts, eid, dims))
             help_times.append(ts)
@@ -233,8 +269,13 @@ def contributions(state: State | None) -> Counter[Cell]:
             _keep_first(first_detection, year, (ts, eid, dims))
             if dims["referred"] == "true":
                 referred_years.add(year)
-        elif tag in _DATED:
+        elif tag == "da":
             _, _, year, dims = fact
+            out.update(_cells("detections", year, dims))
+        elif tag in _DATED:
+            _, day, year, dims = fact
+            if "month" not in dims:
+                dims = _with_month(dims, year, day=day)
             indicator = _DATED[tag]
             if indicator:
                 out.update(_cells(indicator, year, dims))

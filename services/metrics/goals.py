@@ -1,6 +1,7 @@
 """Goals as data: per indicator and year (optionally per territory), loaded from a file.
 
-A year without its own goal inherits the latest earlier one, and says so.
+A year without its own goal inherits the latest earlier one, and says so. A file may name what its goals are
+(`"label"`, e.g. the demo's goals scaled to its volume): the progress and the dashboard show that name.
 """
 
 from __future__ import annotations
@@ -14,9 +15,20 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from services.metrics.domain import INDICATORS
 from shared import geo
 
-__all__ = ["Goal", "Actual", "GoalBook", "GoalLookup", "load_goal_file", "DEFAULT_GOALS_FILE", "region_territory"]
+__all__ = [
+    "Goal",
+    "Actual",
+    "GoalBook",
+    "GoalLookup",
+    "load_goal_file",
+    "DEFAULT_GOALS_FILE",
+    "DEMO_GOALS_FILE",
+    "region_territory",
+]
 
 DEFAULT_GOALS_FILE = Path(__file__).with_name("goals.json")
+# What `make run` loads (METRICS_GOALS_FILE): the source's goals at the scale of the demo data, labelled as such.
+DEMO_GOALS_FILE = Path(__file__).with_name("goals.demo.json")
 
 
 class Goal(BaseModel):
@@ -69,9 +81,10 @@ class GoalLookup:
 
 
 class GoalBook:
-    def __init__(self, goals: list[Goal], actuals: list[Actual]) -> None:
+    def __init__(self, goals: list[Goal], actuals: list[Actual], label: str | None = None) -> None:
         self.goals = {(g.indicator, g.year, g.territory): g for g in goals}
         self.actuals = actuals
+        self.label = label  # what these goals are, when they are not the real ones (None: the real ones)
 
     def lookup(self, indicator: str, year: int, territory: str | None = None) -> GoalLookup:
         years = sorted((y for (i, y, t) in self.goals if i == indicator and t == territory and y <= year), reverse=True)
@@ -88,4 +101,8 @@ class GoalBook:
 
 def load_goal_file(path: Path = DEFAULT_GOALS_FILE) -> GoalBook:
     doc = json.loads(path.read_text(encoding="utf-8"))
-    return GoalBook([Goal(**g) for g in doc.get("goals", [])], [Actual(**a) for a in doc.get("actuals", [])])
+    label = doc.get("label")
+    if label is not None and not (isinstance(label, str) and 0 < len(label) <= 200):
+        raise ValueError(f"{path}: label must be a short text (1-200 characters)")
+    goals = [Goal(**g) for g in doc.get("goals", [])]
+    return GoalBook(goals, [Actual(**a) for a in doc.get("actuals", [])], label)

@@ -87,8 +87,10 @@ def build_app(settings: MetricsSettings | None = None) -> FastAPI:
 
     @app.get("/v1/snapshot", tags=["ops"])
     async def snapshot() -> dict:
-        """Every non-zero counter cell: what the replay command compares with a rebuild from the log."""
-        return {"app_id": settings.app_id, "cells": worker.counters.snapshot()}
+        """Every non-zero counter cell, and the source positions they reflect (every record before `applied` of
+        each partition), read at one instant: the replay command rebuilds the log up to exactly those positions
+        and compares, however fast the log moves meanwhile."""
+        return {"app_id": settings.app_id, "cells": worker.counters.snapshot(), "positions": worker.applied_positions()}
 
     @app.get("/", include_in_schema=False)
     async def dashboard() -> HTMLResponse:

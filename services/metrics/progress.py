@@ -63,4 +63,11 @@ def progress(counters: Counters, goals: GoalBook, year: int, now: datetime) -> d
                 "projected": round(projected, 3) if projected is not None else None,
             }
         )
-    return {"year": year, "as_of": now.isoformat(), "elapsed_share": round(share, 6), "indicators": indicators}
+    return {
+        "year": year,
+        "as_of": now.isoformat(),
+        "elapsed_share": round(share, 6),
+        # Set when the goals are not the real ones (the demo's, scaled to its volume): said wherever goals show.
+        "goals_label": goals.label,
+        "indicators": indicators,
+    }

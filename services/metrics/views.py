@@ -1,14 +1,13 @@
-"""Read models over the counters: breakdowns, funnel, weekly trend, partners, and open-data CSV export."""
+"""Read models over the counters: breakdowns, funnel, weekly trend, partners (the exports are in exports.py)."""
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Mapping
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from services.metrics.domain import INDICATORS, Counters
+from services.metrics.domain import INDICATORS, Counters, partner_scope
+from services.metrics.exports import SECRET_THRESHOLD, export_rows, secret_cells, to_csv
 from services.metrics.goals import GoalBook, region_territory
 from services.metrics.progress import PARIS, elapsed_share
 from shared import geo
@@ -22,7 +21,12 @@ __all__ = [
     "funnel",
     "trend",
     "partners",
+    "partner_columns",
+    "partner_label",
+    "UNKNOWN_PARTNER",
+    "partner_months",
     "median_from_histogram",
+    # re-exported from exports.py, where callers of the read models used to find them
     "secret_cells",
     "export_rows",
     "to_csv",
@@ -113,8 +117,6 @@ _VALUE_LABELS: dict[str, dict[str, str]] = {
     },
 }
 
-SECRET_THRESHOLD = 5  # public exports hide any cell counting fewer than this many
-
 
 class BadQuery(ValueError):
     """A query naming an unknown indicator, dimension or option; the message says what is accepted."""
@@ -145,6 +147,14 @@ def label_of(dimension: str, key: str) -> str:
     return _VALUE_LABELS.get(dimension, {}).get(key, key)
 
 
+UNKNOWN_PARTNER = "Partenaire non référencé"
+
+
+def partner_label(partner_id: str, names: Mapping[str, str] | None) -> str:
+    """A partner's name for a person to read; never its id (an id the registry does not know says so)."""
+    return (names or {}).get(partner_id) or UNKNOWN_PARTNER
+
+
 def _territory(dimension: str, key: str) -> str | None:
     if dimension == "departement":
         return key
@@ -166,8 +176,10 @@ def breakdown(
     *,
     sort: str | None = None,
     include_zero: bool = False,
+    names: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
-    """One row per value of `dimension`, with its label, share of the national total and territorial goal."""
+    """One row per value of `dimension`, with its label, share of the national total and territorial goal
+    (partners are labelled with their name from `names`, the partners registry's)."""
     _check(indicator, dimension)
     sort = sort or ("key" if dimension == "week" else "value")
     if sort not in ("key", "value"):
@@ -181,7 +193,8 @@ def breakdown(
     total = counters.value(indicator, year)
     rows = []
     for key, value in values.items():
-        row: dict[str, Any] = {"key": key, "label": label_of(dimension, key), "value": value}
+        label = partner_label(key, names) if dimension == "partner" else label_of(dimension, key)
+        row: dict[str, Any] = {"key": key, "label": label, "value": value}
         row["share"] = _rate(value, total)
         territory = _territory(dimension, key)
         if territory is not None:
@@ -325,13 +338,31 @@ PARTNER_INDICATORS = (
 )
 
 
-def partners(counters: Counters, year: int, *, query: str | None = None, limit: int = 20) -> dict[str, Any]:
-    """Partners ranked by people helped (then by id), with their other indicators; `query` filters ids."""
-    columns = {i: counters.breakdown(i, year, "partner") for i in PARTNER_INDICATORS}
+def partner_columns(counters: Counters, year: int) -> dict[str, dict[str, int]]:
+    """Each partner indicator's values by partner id (what `partners` ranks; read once, named, then ranked)."""
+    return {i: counters.breakdown(i, year, "partner") for i in PARTNER_INDICATORS}
+
+
+def partners(
+    counters: Counters,
+    year: int,
+    *,
+    query: str | None = None,
+    limit: int = 20,
+    names: Mapping[str, str] | None = None,
+    columns: Mapping[str, Mapping[str, int]] | None = None,
+) -> dict[str, Any]:
+    """Partners ranked by people helped (then by id), with their other indicators and their name in the partners
+    registry (`name`, None when the registry does not know the id); `query` keeps ids or names containing it."""
+    names = names or {}
+    columns = columns if columns is not None else partner_columns(counters, year)
     ids: set[str] = set().union(*columns.values())
     if query:
-        ids = {p for p in ids if query.casefold() in p.casefold()}
-    rows: list[dict[str, Any]] = [{"partner": p, **{i: columns[i].get(p, 0) for i in PARTNER_INDICATORS}} for p in ids]
+        wanted = query.casefold()
+        ids = {p for p in ids if wanted in p.casefold() or wanted in names.get(p, "").casefold()}
+    rows: list[dict[str, Any]] = [
+        {"partner": p, "name": names.get(p), **{i: columns[i].get(p, 0) for i in PARTNER_INDICATORS}} for p in ids
+    ]
     rows.sort(key=lambda r: (-int(r["people_helped"]), str(r["partner"])))
     return {
         "year": year,
@@ -342,66 +373,42 @@ def partners(counters: Counters, year: int, *, query: str | None = None, limit: 
     }
 
 
-def _disclosed(hidden: list[int], primaries: int, threshold: int) -> bool:
-    """Could someone knowing the total (hence the hidden sum) and the rule pin a hidden small cell down exactly?
-
-    Small cells lie in [1, threshold-1]; cells hidden to protect them are >= threshold.
-    """
-    total = sum(hidden)
-    others = len(hidden) - primaries
-    if others:
-        upper = min(threshold - 1, total - (primaries - 1) - others * threshold)
-        return upper <= 1
-    lower = max(1, total - (primaries - 1) * (threshold - 1))
-    upper = min(threshold - 1, total - (primaries - 1))
-    return lower >= upper
-
-
-def secret_cells(values: Mapping[str, int], threshold: int = SECRET_THRESHOLD) -> set[str]:
-    """Keys to hide: every cell below `threshold` (primary secret), then the smallest other cells until no small
-    cell can be recomputed from the published total by difference (secondary secret)."""
-    primary = sorted((k for k, v in values.items() if 0 < v < threshold), key=lambda k: (values[k], k))
-    if not primary:
-        return set()
-    hidden = list(primary)
-    rest = sorted((k for k in values if k not in hidden and values[k] > 0), key=lambda k: (values[k], k))
-    while rest and (len(hidden) < 2 or _disclosed([values[k] for k in hidden], len(primary), threshold)):
-        hidden.append(rest.pop(0))
-    return set(hidden)
+MONTH_NAMES = (
+    "janvier",
+    "février",
+    "mars",
+    "avril",
+    "mai",
+    "juin",
+    "juillet",
+    "août",
+    "septembre",
+    "octobre",
+    "novembre",
+    "décembre",
+)
 
 
-EXPORT_COLUMNS = ("year", "indicator", "dimension", "code", "label", "value", "secret")
+def partner_months(counters: Counters, partner_id: str, year: int) -> dict[str, Any]:
+    """One partner's figures for the year month by month (in the local time of each fact's venue) and in total.
 
-
-def export_rows(view: Mapping[str, Any], *, public: bool, threshold: int = SECRET_THRESHOLD) -> list[dict[str, Any]]:
-    """The rows of a breakdown for a CSV file; a public export blanks secret cells and flags them."""
-    values = {r["key"]: r["value"] for r in view["rows"]}
-    hidden = secret_cells(values, threshold) if public else set()
-    return [
+    The total is the partner's row of `partners`; the months add up to it, since each fact falls in one month
+    (a person helped counts in the month of their first help of the year, with that help's partner)."""
+    scope = partner_scope(partner_id)
+    by_month = {i: counters.breakdown(i, year, scope) for i in PARTNER_INDICATORS}
+    months = [
         {
-            "year": view["year"],
-            "indicator": view["indicator"],
-            "dimension": view["dimension"],
-            "code": r["key"],
-            "label": r["label"],
-            "value": "" if r["key"] in hidden else r["value"],
-            "secret": "true" if r["key"] in hidden else "false",
+            "month": f"{year}-{m:02d}",
+            "label": f"{MONTH_NAMES[m - 1]} {year}",
+            **{i: by_month[i].get(f"{m:02d}", 0) for i in PARTNER_INDICATORS},
         }
-        for r in view["rows"]
+        for m in range(1, 13)
     ]
-
-
-def _safe(cell: Any) -> Any:
-    # A spreadsheet would run a text cell starting with one of these as a formula (CSV injection).
-    if isinstance(cell, str) and cell[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        return "'" + cell
-    return cell
-
-
-def to_csv(rows: list[dict[str, Any]]) -> str:
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=EXPORT_COLUMNS, lineterminator="\r\n")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({k: _safe(v) for k, v in row.items()})
-    return out.getvalue()
+    return {
+        "partner": partner_id,
+        "year": year,
+        "indicators": list(PARTNER_INDICATORS),
+        "labels": {i: INDICATORS[i] for i in PARTNER_INDICATORS},
+        "months": months,
+        "total": {i: counters.value(i, year, "partner", partner_id) for i in PARTNER_INDICATORS},
+    }

@@ -1,4 +1,4 @@
-"""What the partners routes share: the store and role dependencies, visibility, pages and CSV responses."""
+"""What the partners routes share: the store and role dependencies, visibility, pages, CSV and XLSX responses."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from services.partners.store import Store
 from shared.aggregates import Aggregates, Version
 from shared.errors import NotFound
 from shared.identity import Principal, Role, require_roles
+from shared.xlsx import XLSX_MEDIA_TYPE
 
 __all__ = [
     "StoreDep",
@@ -27,6 +28,9 @@ __all__ = [
     "page_of",
     "heads",
     "csv_response",
+    "xlsx_response",
+    "CSV_DOC",
+    "XLSX_DOC",
     "answered",
     "EXPORT_BATCH",
 ]
@@ -88,9 +92,26 @@ async def heads(series: Aggregates, query: dict[str, Any]) -> AsyncIterator[list
         skip += len(batch)
 
 
+# What the export routes answer, for their OpenAPI (a file, not JSON).
+CSV_DOC: dict[int | str, dict[str, Any]] = {
+    200: {"description": "CSV, UTF-8, header row", "content": {"text/csv": {"schema": {"type": "string"}}}}
+}
+XLSX_DOC: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "a spreadsheet with French headers",
+        "content": {XLSX_MEDIA_TYPE: {"schema": {"type": "string", "format": "binary"}}},
+    }
+}
+
+
 def csv_response(name: str, body: Any) -> StreamingResponse:
     headers = {"Content-Disposition": f'attachment; filename="{name}"'}
     return StreamingResponse(body, media_type="text/csv; charset=utf-8", headers=headers)
+
+
+def xlsx_response(name: str, body: bytes) -> Response:
+    headers = {"Content-Disposition": f'attachment; filename="{name}"'}
+    return Response(body, media_type=XLSX_MEDIA_TYPE, headers=headers)
 
 
 def answered(response: Response, published: bool) -> bool:

@@ -1,4 +1,4 @@
-"""Partners HTTP routes of organisations: create, list, export, read, edit, the skills-sponsorship label."""
+"""Partners HTTP routes of organisations: create, list, export (CSV, XLSX), read, edit, the skills label."""
 
 from __future__ import annotations
 
@@ -6,11 +6,14 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import APIRouter
-from fastapi.responses import StreamingResponse
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel
 
 from services.partners import handlers
 from services.partners.api_common import (
+    CSV_DOC,
+    XLSX_DOC,
     Admin,
     PageNo,
     PageSize,
@@ -18,13 +21,14 @@ from services.partners.api_common import (
     StoreDep,
     Writer,
     csv_response,
-    heads,
     page_of,
     scope,
     visible,
+    xlsx_response,
 )
 from services.partners.csvio import PARTNER_EXPORT, render_csv
 from services.partners.domain import PartnerKind
+from services.partners.exports import PARTNER_XLSX, collect, partner_rows, to_xlsx
 from services.partners.schemas import Page, PartnerCreate, PartnerPublic, PartnerUpdate
 from shared.events import DepartementCode, FactDate
 from shared.identity import Principal, Role
@@ -71,7 +75,7 @@ async def list_partners(
     return await page_of(store.partners, query, page, page_size, partner_public)
 
 
-@router.get("/partners/export.csv", tags=["partners"], response_class=StreamingResponse)
+@router.get("/partners/export.csv", tags=["partners"], response_class=StreamingResponse, responses=CSV_DOC)
 async def export_partners(
     store: StoreDep,
     principal: Reader,
@@ -84,13 +88,27 @@ async def export_partners(
 
     async def rows() -> AsyncIterator[str]:
         yield next(render_csv(PARTNER_EXPORT, []))
-        async for batch in heads(store.partners, query):
-            chunks = render_csv(PARTNER_EXPORT, [{**d, **d["address"], "id": d["_id"]} for d in batch])
+        async for batch in partner_rows(store, query):
+            chunks = render_csv(PARTNER_EXPORT, batch)
             next(chunks)  # the header, already sent
             for chunk in chunks:
                 yield chunk
 
     return csv_response("partners.csv", rows())
+
+
+@router.get("/partners/export.xlsx", tags=["partners"], response_class=Response, responses=XLSX_DOC)
+async def export_partners_xlsx(
+    store: StoreDep,
+    principal: Reader,
+    kind: PartnerKind | None = None,
+    departement: DepartementCode | None = None,
+    skills_label: bool | None = None,
+) -> Response:
+    """The rows of `/v1/partners/export.csv` as a spreadsheet (French headers, typed cells)."""
+    rows = await collect(partner_rows(store, _partner_query(principal, kind, departement, skills_label)))
+    body = await run_in_threadpool(to_xlsx, PARTNER_XLSX, rows, "Organisations")
+    return xlsx_response("partners.xlsx", body)
 
 
 @router.get("/partners/{partner_id}", response_model=PartnerPublic, tags=["partners"])

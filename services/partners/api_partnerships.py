@@ -1,4 +1,4 @@
-"""Partners HTTP routes of partnerships: drafts, lists, CSV export and import, the lifecycle."""
+"""Partners HTTP routes of partnerships: drafts, lists, CSV and XLSX export, CSV import, the lifecycle."""
 
 from __future__ import annotations
 
@@ -6,10 +6,13 @@ from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 
 from services.partners import handlers
 from services.partners.api_common import (
+    CSV_DOC,
+    XLSX_DOC,
     Admin,
     PageNo,
     PageSize,
@@ -18,14 +21,15 @@ from services.partners.api_common import (
     Writer,
     answered,
     csv_response,
-    heads,
     live,
     page_of,
     scope,
     visible,
+    xlsx_response,
 )
 from services.partners.csvio import PARTNERSHIP_EXPORT, render_csv
 from services.partners.domain import Status
+from services.partners.exports import PARTNERSHIP_XLSX, collect, partnership_rows, to_xlsx
 from services.partners.imports import import_csv
 from services.partners.schemas import (
     ActivateCommand,
@@ -129,34 +133,27 @@ async def list_partnerships(
     return {**listed, "items": await _publics(store, listed["items"])}
 
 
-@router.get("/partnerships/export.csv", tags=["partnerships"], response_class=StreamingResponse)
+@router.get("/partnerships/export.csv", tags=["partnerships"], response_class=StreamingResponse, responses=CSV_DOC)
 async def export_partnerships(store: StoreDep, principal: Reader, filters: Filters) -> StreamingResponse:
     query = _partnership_query(principal, *filters.args)
 
     async def rows() -> AsyncIterator[str]:
         yield next(render_csv(PARTNERSHIP_EXPORT, []))
-        partners: dict[str, dict[str, Any]] = {}
-        async for batch in heads(store.partnerships, query):
-            missing = sorted({d["partner_id"] for d in batch} - partners.keys())
-            if missing:
-                # One query per batch: FerretDB scans for `$in` anyway, and a scan beats a look-up per row.
-                partners.update({p["_id"]: p for p in await store.partners.find({"_id": {"$in": missing}})})
-            out = [
-                {
-                    **d,
-                    "id": d["_id"],
-                    "partner_name": partners.get(d["partner_id"], {}).get("name"),
-                    "partner_legal_id": partners.get(d["partner_id"], {}).get("legal_id"),
-                    "renewals": len(d.get("renewals", [])),
-                }
-                for d in batch
-            ]
-            chunks = render_csv(PARTNERSHIP_EXPORT, out)
+        async for batch in partnership_rows(store, query):
+            chunks = render_csv(PARTNERSHIP_EXPORT, batch)
             next(chunks)  # the header, already sent
             for chunk in chunks:
                 yield chunk
 
     return csv_response("partnerships.csv", rows())
+
+
+@router.get("/partnerships/export.xlsx", tags=["partnerships"], response_class=Response, responses=XLSX_DOC)
+async def export_partnerships_xlsx(store: StoreDep, principal: Reader, filters: Filters) -> Response:
+    """The rows of `/v1/partnerships/export.csv` as a spreadsheet (French headers, dates as dates)."""
+    rows = await collect(partnership_rows(store, _partnership_query(principal, *filters.args)))
+    body = await run_in_threadpool(to_xlsx, PARTNERSHIP_XLSX, rows, "Partenariats")
+    return xlsx_response("partnerships.xlsx", body)
 
 
 @router.post("/partnerships/import", response_model=ImportReport, tags=["partnerships"])

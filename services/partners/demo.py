@@ -1,6 +1,7 @@
 """Deterministic demo data: ~1,300 partnerships of ~1,050 made-up partners, ~150 signed this year, 120 labelled
-associations with their skills-sponsorship missions, all loaded through the service's own handlers (so every
-event is published through the outbox). Running it again changes nothing.
+associations with their skills-sponsorship missions, and the national networks the workshops demo works with
+(`NETWORK`), all loaded through the service's own handlers (so every event is published through the outbox).
+Running it again changes nothing.
 
     python -m services.partners.demo [--as-of YYYY-MM-DD] [--csv partnerships.csv]
 """
@@ -38,14 +39,26 @@ from shared.kafka import Publisher, ensure_topics
 from shared.layout import ensure_layout
 from shared.mongo import mongo_client
 
-__all__ = ["generate", "load", "main"]
+__all__ = ["generate", "load", "main", "NETWORK", "network_partner_ids"]
 
 SEED = 2022
 PAST_YEARS = {2019: 90, 2020: 110, 2021: 140, 2022: 170, 2023: 190, 2024: 210, 2025: 240}
 THIS_YEAR_SIGNED = 165  # over the whole year: about 150 by late November
 PARTNERS = 1050
 LABELLED = 120
-MISSIONS_FROM = 2026  # skills-sponsorship missions are generated from this year on
+MISSIONS_FROM = 2026  # skills-sponsorship missions are generated from this year on (or the demo's year, if earlier)
+# National networks of the kind the source names, made up (a "(démo)" name, a legal id no real body holds): the
+# workshops demo runs sessions and accompaniments with them. tag → (name, kind, RNA number).
+NETWORK: dict[str, tuple[str, PartnerKind, str]] = {
+    "pimms": ("Réseau PIMMS Médiation (démo)", PartnerKind.FEDERATION, "W990000001"),
+    "face": ("Fondation FACE (démo)", PartnerKind.FEDERATION, "W990000002"),
+    "admr": ("Réseau ADMR (démo)", PartnerKind.FEDERATION, "W990000003"),
+    "emmaus-connect": ("Emmaüs Connect (démo)", PartnerKind.ASSOCIATION, "W990000004"),
+    "wetechcare": ("WeTechCare (démo)", PartnerKind.ASSOCIATION, "W990000005"),
+    "croix-rouge": ("Croix-Rouge française (démo)", PartnerKind.ASSOCIATION, "W990000006"),
+    "secours-populaire": ("Secours populaire (démo)", PartnerKind.ASSOCIATION, "W990000007"),
+    "ufcc": ("Union des foyers et cafés connectés (démo)", PartnerKind.FEDERATION, "W990000008"),
+}
 BIG = {"75", "13", "69", "59", "93", "33", "31", "44", "67", "34", "06", "76", "92", "94", "62", "974"}
 KINDS = [
     (PartnerKind.ASSOCIATION, 70),
@@ -123,6 +136,43 @@ def _partners(rng: random.Random) -> list[dict[str, str]]:
             }
         )
     return out
+
+
+def network_partner_ids() -> dict[str, str]:
+    """The platform id of each network of `NETWORK`, by tag (the id follows from the legal identifier)."""
+    return {tag: partner_id_for(legal) for tag, (_, _, legal) in NETWORK.items()}
+
+
+def _network_rows(as_of: date) -> list[dict[str, str]]:
+    """One national partnership per network, signed before the demo's year and running: active all year."""
+    signed = date(min(2021, as_of.year - 1), 3, 1)
+    rows = []
+    for n, (tag, (name, kind, legal)) in enumerate(NETWORK.items(), 1):
+        day = (signed + timedelta(days=7 * n)).isoformat()
+        rows.append(
+            {
+                "partner_legal_id": legal,
+                "partner_name": name,
+                "partner_kind": kind.value,
+                "partner_street": f"{n} avenue des Réseaux",
+                "partner_postcode": "75011",
+                "partner_city": "Paris",
+                "partner_commune_insee": "75111",
+                "external_ref": f"DEMO-RESEAU-{tag.upper()}",
+                "partnership_type": PartnershipType.SOCIAL_INNOVATION.value,
+                "commitments": ";".join([Commitment.DIGITAL_INCLUSION.value, Commitment.SOCIAL_INCLUSION.value]),
+                "departements": ";".join(sorted(BIG)),
+                "title": "Partenariat national d'inclusion numérique",
+                "status": "active",
+                "starts_on": day,
+                "ends_on": "",
+                "signed_on": day,
+                "activated_on": day,
+                "ended_on": "",
+                "end_reason": "",
+            }
+        )
+    return rows
 
 
 def _partnership(n: int, year: int, partner: dict[str, str], as_of: date) -> tuple[dict[str, str], list] | None:
@@ -203,6 +253,7 @@ def generate(as_of: date) -> Demo:
             if made:
                 rows.append(made[0])
                 steps.extend(made[1])
+    rows.extend(_network_rows(as_of))
 
     rng = random.Random(f"{SEED}-skills")
     associations = [p for p in partners if p["partner_kind"] == PartnerKind.ASSOCIATION.value][:LABELLED]
@@ -211,15 +262,17 @@ def generate(as_of: date) -> Demo:
     ]
     missions = []
     m = 0  # numbered across the years since the first demo year
-    for year in range(MISSIONS_FROM, as_of.year + 1):
+    for year in range(min(MISSIONS_FROM, as_of.year), as_of.year + 1):
         for (partner_id, _), p in zip(labelled, associations, strict=True):
             for _ in range(random.Random(f"{SEED}-missions-{partner_id}-{year}").choice([1, 1, 2])):
                 m += 1
                 mrng = random.Random(f"{SEED}-mission-{m}")
                 published = _day(mrng, date(year, 1, 2), date(year, 12, 20))
                 places = mrng.randint(1, 4)
+                # A demo of an earlier year (tests) names its missions apart from those of the years since.
+                ref = f"DEMO-M-{m:04d}" if year >= MISSIONS_FROM else f"DEMO-M-{year}-{m:04d}"
                 cmd = MissionCreate(
-                    external_ref=f"DEMO-M-{m:04d}",
+                    external_ref=ref,
                     title=f"Mission de mécénat de compétences démo {m:04d}",
                     skills=mrng.sample(["pédagogie", "numérique", "gestion", "communication", "logistique"], 2),
                     departement=p["dep"],

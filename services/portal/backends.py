@@ -63,8 +63,8 @@ class Backends:
     def workshops(self, token: str | None) -> Api:
         return Api(self.workshops_http, token)
 
-    def metrics(self) -> Api:
-        return Api(self.metrics_http, None)
+    def metrics(self, token: str | None = None) -> Api:
+        return Api(self.metrics_http, token)
 
     async def reachable(self) -> bool:
         for client in (self.partners_http, self.workshops_http, self.metrics_http):

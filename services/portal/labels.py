@@ -124,9 +124,13 @@ _REFUSALS: list[tuple[str, str]] = [
     (r"the new ends_on .* must be after renewed_on", "La nouvelle date de fin doit suivre la date du renouvellement."),
     (
         r"the session has not started yet",
-        "La séance n'a pas encore commencé : les présences s'enregistrent à partir de 30 minutes avant son début.",
+        "La séance n'a pas encore commencé : les présences s'enregistrent à partir d'une heure avant son début.",
     ),
-    (r"attended_at is not the day of the session", "L'heure de présence n'est pas le jour de la séance."),
+    (
+        r"attended_at .* is outside the session: check-in is open from \S+T(\d\d):(\d\d) to \S+T(\d\d):(\d\d)",
+        "L'heure de présence est hors de la séance : les présences se datent de {0} h {1} à {2} h {3}, "
+        "heure du lieu (une heure avant le début, une heure après la fin).",
+    ),
     (
         r"attended_at .* is not an ISO 8601",
         "L'heure de présence n'est pas lisible (attendu : 2026-12-02T14:05:00+01:00).",

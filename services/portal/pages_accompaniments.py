@@ -1,4 +1,5 @@
-"""A partner's one-to-one accompaniments: record one (time in the place's zone), list them, retract a mistake."""
+"""A partner's one-to-one accompaniments: record one at a venue (time in the venue's zone), list them, retract a
+mistake."""
 
 from __future__ import annotations
 
@@ -13,9 +14,8 @@ from fastapi.responses import Response
 
 from services.portal.backends import ApiError
 from services.portal.labels import LABELS, refusal
-from services.portal.pages_workshops import zone_name
+from services.portal.pages_workshops import usable_venues, zone_name
 from services.portal.web import FormDep, Page, RecordId, redirect, render, role_page
-from shared import geo
 
 __all__ = ["router"]
 
@@ -23,12 +23,18 @@ router = APIRouter()
 PartnerPage = Annotated[Page, Depends(role_page("partner"))]
 
 
-async def _page(page: Page, values: dict[str, Any], errors: dict[str, str], status: int = 200) -> Response:
-    partner = await page.partners.get(f"/v1/partners/{page.partner_id}")
+async def _page(
+    page: Page,
+    values: dict[str, Any],
+    errors: dict[str, str],
+    status: int = 200,
+    venues: list[dict[str, Any]] | None = None,
+) -> Response:
     items = await page.workshops.get("/v1/accompaniments", limit=1000)
     items.sort(key=lambda a: a["completed_at"], reverse=True)
-    options = [(d, f"{d} — {geo.departement(d).name}") for d in partner["departements"]]
-    context = {"items": items, "values": values, "errors": errors, "dep_options": options}
+    venues = await usable_venues(page) if venues is None else venues
+    options = [(v["id"], f"{v['name']} — {v['departement']} ({zone_name(v['timezone'])})") for v in venues]
+    context = {"items": items, "values": values, "errors": errors, "venue_options": options}
     return render(
         page.request, "accompaniments.html", status=status, title="Accompagnements", zone_name=zone_name, **context
     )
@@ -43,12 +49,14 @@ async def accompaniments(page: PartnerPage) -> Response:
     return await _page(page, _fresh(), {})
 
 
-def _parse(form: dict[str, str], departements: list[str]) -> tuple[dict[str, Any], dict[str, str]]:
+def _parse(form: dict[str, str], venues: list[dict[str, Any]]) -> tuple[dict[str, Any], dict[str, str]]:
+    """The API body from the form (the time is the chosen venue's), or each field's error (in French)."""
     errors: dict[str, str] = {}
     if form.get("need") not in LABELS["need"]:
         errors["need"] = "Choisissez le besoin de la personne."
-    if form.get("departement") not in departements:
-        errors["departement"] = "Choisissez le département où l'accompagnement a eu lieu."
+    venue = next((v for v in venues if v["id"] == form.get("lieu")), None)
+    if venue is None:
+        errors["lieu"] = "Choisissez le lieu où l'accompagnement a eu lieu."
     try:
         minutes = int(form.get("duree", ""))
         if not 1 <= minutes <= 480:
@@ -62,17 +70,16 @@ def _parse(form: dict[str, str], departements: list[str]) -> tuple[dict[str, Any
         errors["jour"] = "Indiquez la date et l'heure de fin de l'accompagnement."
     if not re.fullmatch(r"[0-9a-f]{32}", form.get("form_id", "")):
         errors["jour"] = "Ce formulaire est incomplet : rechargez la page."
-    if errors:
+    if errors or venue is None:
         return {}, errors
-    zone = ZoneInfo(geo.departement(form["departement"]).timezone)
-    completed = datetime.combine(day, at, zone)
+    completed = datetime.combine(day, at, ZoneInfo(venue["timezone"]))
     body = {
         "accompaniment_id": f"acc-{form['form_id']}",
         "channel": "partner",
         "need": form["need"],
         "duration_minutes": minutes,
         "completed_at": completed.isoformat(),
-        "departement": form["departement"],
+        "venue_id": venue["id"],
     }
     reference = form.get("client_reference", "").strip()
     if reference:
@@ -83,10 +90,10 @@ def _parse(form: dict[str, str], departements: list[str]) -> tuple[dict[str, Any
 @router.post("/accompagnements", include_in_schema=False)
 async def record(page: PartnerPage, form: FormDep) -> Response:
     values = {k: str(v) for k, v in form.items() if k != "csrf"}
-    partner = await page.partners.get(f"/v1/partners/{page.partner_id}")
-    body, errors = _parse(values, partner["departements"])
+    venues = await usable_venues(page)
+    body, errors = _parse(values, venues)
     if errors:
-        return await _page(page, values, errors, 422)
+        return await _page(page, values, errors, 422, venues)
     try:
         result = await page.workshops.post("/v1/accompaniments", {**body, "partner_id": page.partner_id})
     except ApiError as exc:
@@ -95,7 +102,7 @@ async def record(page: PartnerPage, form: FormDep) -> Response:
         text = refusal(exc.detail)
         if "future" in str(exc.detail):
             text = "Cet accompagnement est dans le futur : enregistrez-le une fois qu'il a eu lieu."
-        return await _page(page, values, {"jour": text}, exc.status)
+        return await _page(page, values, {"jour": text}, exc.status, venues)
     done = result["status"] == "duplicate"
     flash = "Cet accompagnement était déjà enregistré." if done else "Accompagnement enregistré."
     return redirect(page.request, "/accompagnements", flash)

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from services.portal.backends import Api, ApiError
+from services.portal.figures import partner_figures
 from services.portal.labels import refusal
 from services.portal.session import Session
 from services.portal.web import FormDep, PageDep, redirect, render
@@ -99,14 +100,3 @@ async def home(page: PageDep) -> Response:
         page.workshops.get("/v1/workshops", limit=200), page.workshops.get("/v1/accompaniments", limit=200)
     )
     return render(page.request, "home_adviser.html", title="Accueil", sessions=sessions, accompaniments=accompaniments)
-
-
-async def partner_figures(metrics: Api, partner_id: str, year: int) -> dict[str, int] | None:
-    """The partner's own row of the metrics API for a year (zeros when it has none yet; None when the metrics
-    service does not answer)."""
-    try:
-        body = await metrics.get("/v1/partners", year=year, q=partner_id, limit=2000)
-    except ApiError:
-        return None
-    row = next((r for r in body["rows"] if r["partner"] == partner_id), None)
-    return {i: int(row.get(i, 0)) if row else 0 for i in body["indicators"]}

@@ -1,19 +1,18 @@
-"""A partner's own organisation, its partnerships and its figures for the year (with a CSV download)."""
+"""A partner's own organisation, its partnerships and its figures for the year by month (CSV and XLSX files)."""
 
 from __future__ import annotations
 
 import asyncio
-import csv
-import io
 from datetime import date
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
-from services.portal.labels import label
-from services.portal.pages_auth import partner_figures
+from services.portal.figures import partner_months, table, to_csv, to_xlsx
 from services.portal.web import Page, render, role_page
+from shared.xlsx import XLSX_MEDIA_TYPE
 
 __all__ = ["router"]
 
@@ -34,28 +33,43 @@ async def organisation(page: PartnerPage) -> Response:
 
 
 @router.get("/chiffres", include_in_schema=False)
-async def figures(page: PartnerPage, annee: YearQuery = None) -> Response:
+async def figures_page(page: PartnerPage, annee: YearQuery = None) -> Response:
     year = annee or date.today().year
-    figures = await partner_figures(page.metrics, page.partner_id or "", year)
+    body = await partner_months(page.metrics, page.partner_id or "", year)
     this_year = date.today().year
     years = sorted(set(range(this_year - 5, this_year + 1)) | {year}, reverse=True)
-    return render(page.request, "figures.html", title=f"Mes chiffres {year}", year=year, figures=figures, years=years)
+    rows = table(body) if body else []
+    return render(
+        page.request, "figures.html", title=f"Mes chiffres {year}", year=year, body=body, rows=rows, years=years
+    )
+
+
+async def _figures_file(page: Page, annee: int | None) -> tuple[int, dict[str, Any] | None]:
+    year = annee or date.today().year
+    return year, await partner_months(page.metrics, page.partner_id or "", year)
+
+
+UNAVAILABLE = "Les chiffres sont momentanément indisponibles."
+
+
+def _download(body: bytes, name: str, media_type: str) -> Response:
+    headers = {"Content-Disposition": f'attachment; filename="{name}"', "Cache-Control": "no-store"}
+    return Response(body, media_type=media_type, headers=headers)
 
 
 @router.get("/chiffres.csv", include_in_schema=False)
 async def figures_csv(page: PartnerPage, annee: YearQuery = None) -> Response:
-    """The same numbers as the page, as a CSV a spreadsheet opens (`;`, UTF-8 with its mark)."""
-    year = annee or date.today().year
-    figures = await partner_figures(page.metrics, page.partner_id or "", year)
-    if figures is None:
-        return Response("Les chiffres sont momentanément indisponibles.", status_code=503, media_type="text/plain")
-    out = io.StringIO()
-    writer = csv.writer(out, delimiter=";", lineterminator="\r\n")
-    writer.writerow(["annee", "partenaire", "indicateur", "libelle", "valeur"])
-    for indicator, value in figures.items():
-        writer.writerow([year, page.partner_id, indicator, label("indicator", indicator), value])
-    headers = {
-        "Content-Disposition": f'attachment; filename="chiffres-{year}.csv"',
-        "Cache-Control": "no-store",
-    }
-    return Response("\ufeff" + out.getvalue(), media_type="text/csv; charset=utf-8", headers=headers)
+    """The page's table as a CSV a French spreadsheet opens (`;`, UTF-8 with its mark)."""
+    year, body = await _figures_file(page, annee)
+    if body is None:
+        return Response(UNAVAILABLE, status_code=503, media_type="text/plain")
+    return _download(to_csv(body).encode("utf-8"), f"chiffres-{year}.csv", "text/csv; charset=utf-8")
+
+
+@router.get("/chiffres.xlsx", include_in_schema=False)
+async def figures_xlsx(page: PartnerPage, annee: YearQuery = None) -> Response:
+    """The page's table as a spreadsheet: months as dates, numbers as numbers, the total in bold."""
+    year, body = await _figures_file(page, annee)
+    if body is None:
+        return Response(UNAVAILABLE, status_code=503, media_type="text/plain")
+    return _download(await run_in_threadpool(to_xlsx, body), f"chiffres-{year}.xlsx", XLSX_MEDIA_TYPE)

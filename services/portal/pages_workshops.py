@@ -16,7 +16,7 @@ from services.portal.formats import french_datetime
 from services.portal.labels import LABELS, field_errors, refusal
 from services.portal.web import FormDep, Page, RecordId, redirect, render, role_page
 
-__all__ = ["router", "zone_name", "workshop_page", "workshop_context", "PartnerPage"]
+__all__ = ["router", "zone_name", "usable_venues", "workshop_page", "workshop_context", "PartnerPage"]
 
 router = APIRouter()
 PartnerPage = Annotated[Page, Depends(role_page("partner"))]
@@ -43,7 +43,7 @@ def zone_name(tz: str | None) -> str:
     return ZONES.get(tz or "", f"fuseau {tz}" if tz else "heure locale")
 
 
-async def _venues(page: Page) -> list[dict[str, Any]]:
+async def usable_venues(page: Page) -> list[dict[str, Any]]:
     """Venues where this partner may hold a session: in its départements, not another partner's premises."""
     partner = await page.partners.get(f"/v1/partners/{page.partner_id}")
     lists = await asyncio.gather(
@@ -82,7 +82,7 @@ def _schedule_form(
 @router.get("/ateliers/nouveau", include_in_schema=False)
 async def schedule_page(page: PartnerPage) -> Response:
     values = {"form_id": uuid.uuid4().hex, "duree": "120", "capacite": "12", "engagement": "digital_inclusion"}
-    return _schedule_form(page, await _venues(page), values, {})
+    return _schedule_form(page, await usable_venues(page), values, {})
 
 
 def _parse_schedule(form: dict[str, str]) -> tuple[dict[str, Any], dict[str, str]]:
@@ -133,7 +133,7 @@ async def schedule(page: PartnerPage, form: FormDep) -> Response:
     body, errors = _parse_schedule(values)
     message = errors.pop("form", None)
     if errors or message:
-        return _schedule_form(page, await _venues(page), values, errors, message, status=422)
+        return _schedule_form(page, await usable_venues(page), values, errors, message, status=422)
     try:
         result = await page.workshops.post("/v1/workshops", {**body, "partner_id": page.partner_id})
     except ApiError as exc:
@@ -145,7 +145,9 @@ async def schedule(page: PartnerPage, form: FormDep) -> Response:
             errors["heure"] = text
         elif "lieu" in text.lower():
             errors["lieu"] = text
-        return _schedule_form(page, await _venues(page), values, errors, None if errors else text, status=exc.status)
+        return _schedule_form(
+            page, await usable_venues(page), values, errors, None if errors else text, status=exc.status
+        )
     record = result["record"]
     when = french_datetime(record["starts_local"])
     flash = f"Atelier programmé le {when} ({zone_name(record.get('timezone'))})."

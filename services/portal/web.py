@@ -83,7 +83,7 @@ class Page:
         backends: Backends = request.app.state.backends
         self.partners: Api = backends.partners(self.session.token)
         self.workshops: Api = backends.workshops(self.session.token)
-        self.metrics: Api = backends.metrics()
+        self.metrics: Api = backends.metrics(self.session.token)
 
     @property
     def partner_id(self) -> str | None:

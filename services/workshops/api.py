@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, File, HTTPException, Query, Request, Response, UploadFile
 
-from services.workshops import checkins, domain, handlers
+from services.workshops import checkins, domain, handlers, registry
 from services.workshops.handlers import Outcome, Result
 from services.workshops.schemas import (
     AccompanimentCreate,
@@ -93,6 +93,7 @@ def _record(result: Result, response: Response, words: Words = AS_IS) -> RecordP
         published=result.published,
         event_ids=list(result.event_ids),
         record=_public(result.record),
+        ignored=list(result.ignored),
     )
 
 
@@ -125,7 +126,10 @@ async def list_venues(
     newly_equipped: bool | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
 ) -> list[dict[str, Any]]:
+    """La Poste's venues and, for a partner, its own premises (another partner's are not shown)."""
     query: dict[str, Any] = {}
+    if who.role not in (Role.ADMIN, Role.MONITORING):
+        query["partner_id"] = {"$in": [None, who.partner_id] if who.role == Role.PARTNER else [None]}
     if departement:
         query["departement"] = departement
     if newly_equipped is not None:
@@ -135,7 +139,8 @@ async def list_venues(
 
 @router.get("/venues/{venue_id}", tags=["venues"])
 async def get_venue(venue_id: str, store: StoreDep, who: PrincipalDep) -> dict[str, Any]:
-    return _public((await store.venues.require(venue_id, "venue")).head())
+    """One venue; another partner's premises answer 404, as an unknown venue does."""
+    return _public(registry.usable_venue(await store.venues.get(venue_id), who, venue_id).head())
 
 
 @router.post("/facilitators", status_code=201, response_model=RecordPublic, tags=["facilitators"])
@@ -249,6 +254,7 @@ def _attendance(result: Result, response: Response, words: Words = ACCEPTED) -> 
         attendance_id=result.id,
         event_id=result.event_ids[0],
         published=result.published,
+        ignored=list(result.ignored),
     )
 
 
@@ -256,6 +262,11 @@ def _attendance(result: Result, response: Response, words: Words = ACCEPTED) -> 
 async def record_attendance(
     body: AttendanceCreate, store: StoreDep, who: PrincipalDep, key: KeyDep, response: Response
 ) -> AttendancePublic:
+    """An attendance at a session of the caller's organisation, dated within it (an hour before the start to an
+    hour after the end). Venue, département, region, QPV, rural, time zone, theme and partner are the session's:
+    an unknown or another organisation's workshop is 404, a venue or partner named beside it that is not the
+    session's is 422, and the body's `departement`, `qpv`, `rural` and `theme` are ignored (listed in `ignored`
+    when they said otherwise)."""
     return _attendance(await checkins.record_attendance(store, who, body, key=key), response)
 
 
@@ -265,6 +276,8 @@ async def record_attendance(
 async def check_in(
     workshop_id: str, body: CheckIn, store: StoreDep, who: PrincipalDep, key: KeyDep, response: Response
 ) -> AttendancePublic:
+    """Checks one person in at this session (open from an hour before its start); `attended_at` defaults to the
+    start and must fall within the session, from an hour before its start to an hour after its end."""
     return _attendance(await checkins.check_in(store, who, workshop_id, body, key=key), response)
 
 
@@ -276,6 +289,8 @@ async def check_in_sheet(
     key: KeyDep,
     sheet: Annotated[UploadFile, File(description="CSV: seat,client_reference,registration_id,attended_at")],
 ) -> SheetReport:
+    """Every line of a check-in sheet under the rules of one check-in (an `attended_at` within the session, …):
+    the good lines are recorded once, each other line is reported with its reason."""
     raw = await sheet.read(MAX_SHEET_BYTES + 1)
     if len(raw) > MAX_SHEET_BYTES:
         raise HTTPException(413, f"a sheet is at most {MAX_SHEET_BYTES} bytes")
@@ -307,6 +322,9 @@ async def retract_attendance(
 async def record_accompaniment(
     body: AccompanimentCreate, store: StoreDep, who: PrincipalDep, key: KeyDep, response: Response
 ) -> RecordPublic:
+    """A one-to-one accompaniment at a venue: one of La Poste's or the partner's own premises (an unknown or
+    another partner's venue is 404). Département, region, QPV, rural and time zone are the venue's; the body's
+    `departement`, `qpv` and `rural` are ignored (listed in `ignored` when they said otherwise)."""
     return _record(await checkins.record_accompaniment(store, who, body, key=key), response, ACCEPTED)
 
 

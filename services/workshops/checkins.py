@@ -2,19 +2,22 @@
 
 Each record is an aggregate of its own: version 1 is the record with its help event (created once: a retry with
 the same details is a duplicate), version 2 its retraction (won once: a retried retraction is a duplicate).
+Where a help happened comes from the registry, never from the body (`registry.py`); an attendance is dated within
+its session (`domain.check_in_window`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from pydantic import ValidationError
 
-from services.workshops import domain
+from services.workshops import domain, registry
 from services.workshops.domain import RuleBroken, event_id
 from services.workshops.handlers import (
     TERRITORY,
@@ -28,7 +31,6 @@ from services.workshops.handlers import (
     published_now,
     ref_of,
     require_manage,
-    territory,
 )
 from services.workshops.schemas import AccompanimentCreate, AttendanceCreate, CheckIn, SheetReport
 from services.workshops.store import Store
@@ -69,25 +71,46 @@ async def _record(store: Store, attendance_id: str, change: Change, compare: lis
     return await create_once(store.attendances, attendance_id, change, compare, "attendance")
 
 
-async def record_attendance(store: Store, who: Principal, cmd: AttendanceCreate, *, key: bytes) -> Result:
-    """The first, self-contained check-in: the caller gives every detail."""
-    known = await store.workshops.get(cmd.workshop_id)
-    state = known.state if known else {"partner_id": cmd.partner_id, "facilitator_id": None}
-    require_manage(who, state["partner_id"], state["facilitator_id"], f"attendance at workshop {cmd.workshop_id}")
-    if known and cmd.partner_id != state["partner_id"]:
-        raise Invalid(f"workshop {cmd.workshop_id} belongs to partner {state['partner_id']}")
-    data = WorkshopAttended(
-        attendance_id=cmd.attendance_id,
-        workshop_id=cmd.workshop_id,
-        theme=cmd.theme,
-        venue_id=cmd.venue_id,
-        person_ref=ref_of(cmd.client_reference, key),
-        partner_id=cmd.partner_id,
-        **territory(cmd.departement, cmd.qpv, cmd.rural),
+def _attended(workshop: Version, attendance_id: str, person: str | None) -> WorkshopAttended:
+    """The help event of an attendance at this session: theme, venue, partner and territory are the session's."""
+    doc = workshop.state
+    return WorkshopAttended(
+        attendance_id=attendance_id,
+        workshop_id=workshop.aggregate_id,
+        theme=doc["theme"],
+        venue_id=doc["venue_id"],
+        person_ref=person,
+        partner_id=doc.get("partner_id"),
+        commitment=doc["commitment"],
+        **{k: doc[k] for k in TERRITORY},
     )
-    extra = {"facilitator_id": state["facilitator_id"]}
+
+
+def _dated(workshop: Version, attended_at: datetime) -> None:
+    doc = workshop.state
+    try:
+        domain.check_attended_at(attended_at, doc["starts_at"], doc["duration_minutes"], doc["timezone"])
+    except RuleBroken as exc:
+        raise Invalid(str(exc)) from None
+
+
+async def record_attendance(store: Store, who: Principal, cmd: AttendanceCreate, *, key: bytes) -> Result:
+    """The self-contained check-in: the caller names a session of its own and the time; the rest is the
+    session's (a venue or partner named beside it must be the session's; its territory and theme are ignored)."""
+    workshop = await registry.session(store, who, cmd.workshop_id)
+    doc = workshop.state
+    await registry.held_at(store, who, workshop, cmd.venue_id)
+    if cmd.partner_id is not None and cmd.partner_id != doc.get("partner_id"):
+        runner = f"partner {doc['partner_id']}" if doc.get("partner_id") else "La Poste (no partner)"
+        raise Invalid(f"partner_id: workshop {cmd.workshop_id} is run by {runner}, not by partner {cmd.partner_id}")
+    _dated(workshop, cmd.attended_at)
+    if doc["status"] != "scheduled" and await store.attendances.get(cmd.attendance_id) is None:
+        raise Conflict(f"the workshop is {doc['status']}")  # a retry of one recorded before is still a duplicate
+    data = _attended(workshop, cmd.attendance_id, ref_of(cmd.client_reference, key))
+    extra = {"facilitator_id": doc.get("facilitator_id")}
     change, compare = _attendance(cmd.attendance_id, data, cmd.attended_at, extra, store.outbox.clock())
-    return await _record(store, cmd.attendance_id, change, compare)
+    result = await _record(store, cmd.attendance_id, change, compare)
+    return dataclasses.replace(result, ignored=registry.ignored(cmd, doc, registry.ATTENDANCE_FACTS))
 
 
 def _checkin(workshop: Version, item: CheckIn, key: bytes, now: datetime) -> tuple[str, Change, list[str]]:
@@ -106,25 +129,16 @@ def _checkin(workshop: Version, item: CheckIn, key: bytes, now: datetime) -> tup
     elif ref:
         registration_id = domain.Seats(doc["capacity"], regs).holder(ref)
     starts_at = doc["starts_at"]
-    attended_at = item.attended_at or starts_at
-    if starts_at > now + timedelta(minutes=30):
-        raise Invalid("the session has not started yet")
-    if not starts_at - timedelta(hours=12) <= attended_at <= starts_at + timedelta(hours=12):
-        raise Invalid("attended_at is not the day of the session")
+    opens, _ = domain.check_in_window(starts_at, doc["duration_minutes"])
+    if now < opens:
+        raise Invalid("the session has not started yet: check-in opens an hour before the start")
+    attended_at = item.attended_at or min(starts_at, now)  # at the door before the start: now
+    _dated(workshop, attended_at)
     try:
         attendance_id = domain.attendance_key(workshop.aggregate_id, ref, registration_id, item.seat)
     except RuleBroken as exc:
         raise Invalid(str(exc)) from None
-    data = WorkshopAttended(
-        attendance_id=attendance_id,
-        workshop_id=workshop.aggregate_id,
-        theme=doc["theme"],
-        venue_id=doc["venue_id"],
-        person_ref=ref,
-        partner_id=doc.get("partner_id"),
-        commitment=doc["commitment"],
-        **{k: doc[k] for k in TERRITORY},
-    )
+    data = _attended(workshop, attendance_id, ref)
     extra = {"facilitator_id": doc.get("facilitator_id"), "registration_id": registration_id, "seat": item.seat}
     change, compare = _attendance(attendance_id, data, attended_at, extra, now)
     return attendance_id, change, compare
@@ -243,23 +257,20 @@ async def _get(series: Aggregates, record_id: str) -> Version | None:
 
 async def _accompaniment(
     store: Store, who: Principal, cmd: AccompanimentCreate, key: bytes, lookup: Lookup = _get
-) -> tuple[Change, list[str]]:
-    """Version 1 of an accompaniment and the fields a retry must repeat; raises a refusal."""
+) -> tuple[Change, list[str], tuple[str, ...]]:
+    """Version 1 of an accompaniment, the fields a retry must repeat and the body's facts the venue overrode;
+    raises a refusal."""
     require_manage(who, cmd.partner_id, cmd.adviser_id, "this accompaniment (name your own partner or yourself)")
     if cmd.adviser_id:
         adviser = await lookup(store.facilitators, cmd.adviser_id)
         if adviser is None or adviser.state["kind"] != "adviser":
             raise Invalid(f"no digital adviser {cmd.adviser_id}")
-    if cmd.venue_id:
-        venue = await lookup(store.venues, cmd.venue_id)
-        if venue is None:
-            raise Invalid(f"no venue {cmd.venue_id}")
-        if cmd.channel == "france_services" and venue.state["kind"] != "france_services":
-            raise Invalid(f"venue {cmd.venue_id} is not an Espace France Services")
-        where = {k: venue.state[k] for k in TERRITORY}
-    else:
-        assert cmd.departement is not None
-        where = territory(cmd.departement, cmd.qpv, cmd.rural)
+    venue = registry.usable_venue(await lookup(store.venues, cmd.venue_id), who, cmd.venue_id)
+    owner = venue.state.get("partner_id")
+    if owner is not None and owner != cmd.partner_id:  # seen by an admin: say why (others got 404)
+        raise Invalid(f"venue_id: venue {cmd.venue_id} is the premises of another partner")
+    if cmd.channel == "france_services" and venue.state["kind"] != "france_services":
+        raise Invalid(f"venue_id: venue {cmd.venue_id} is not an Espace France Services")
     data = AccompanimentCompleted(
         accompaniment_id=cmd.accompaniment_id,
         person_ref=ref_of(cmd.client_reference, key),
@@ -270,17 +281,18 @@ async def _accompaniment(
         duration_minutes=cmd.duration_minutes,
         venue_id=cmd.venue_id,
         adviser_id=cmd.adviser_id,
-        **where,
+        **{k: venue.state[k] for k in TERRITORY},
     )
     event = make_event(data, "accompaniment.completed", cmd.accompaniment_id, cmd.completed_at)
     fields = data.model_dump(mode="json") | {"event_id": str(event.id)}
     state = {**fields, "completed_at": cmd.completed_at, "retracted": False, "recorded_at": store.outbox.clock()}
-    return Change(state, [event]), list(fields)
+    return Change(state, [event]), list(fields), registry.ignored(cmd, venue.state, registry.PLACE_FACTS)
 
 
 async def record_accompaniment(store: Store, who: Principal, cmd: AccompanimentCreate, *, key: bytes) -> Result:
-    change, compare = await _accompaniment(store, who, cmd, key)
-    return await create_once(store.accompaniments, cmd.accompaniment_id, change, compare, "accompaniment")
+    change, compare, ignored = await _accompaniment(store, who, cmd, key)
+    result = await create_once(store.accompaniments, cmd.accompaniment_id, change, compare, "accompaniment")
+    return dataclasses.replace(result, ignored=ignored)
 
 
 async def create_all(
@@ -319,7 +331,7 @@ async def record_accompaniments(
     items = []
     for n, cmd in enumerate(cmds):
         try:
-            change, compare = await _accompaniment(store, who, cmd, key, lookup)
+            change, compare, _ = await _accompaniment(store, who, cmd, key, lookup)
         except Refusal as exc:
             refused[n] = exc
             continue

@@ -21,6 +21,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from services.partners.demo import NETWORK, network_partner_ids
 from services.workshops import checkins, handlers
 from services.workshops.handlers import Result
 from services.workshops.schemas import (
@@ -45,8 +46,12 @@ __all__ = ["plan", "load", "main"]
 
 LOADER = Principal("demo-loader", Role.ADMIN)
 BATCH = 250  # accompaniments written per bulk insert
-# Partner organisations named in the source (their platform ids are the partners service's business).
+SCALE = 0.25  # what `make run` loads: the detection demo detects the people of this plan
+# Partner organisations of the kind the source names: the partners demo registers them (their platform ids and
+# names are the partners service's business), so every page reads their names.
 PARTNERS = ["pimms", "face", "admr", "emmaus-connect", "wetechcare", "croix-rouge", "secours-populaire", "ufcc"]
+PARTNER_IDS = network_partner_ids()
+PARTNER_TAGS = {pid: tag for tag, pid in PARTNER_IDS.items()}
 THEMES = {  # theme → weight
     "online_banking": 5,
     "smartphone_basics": 5,
@@ -94,12 +99,14 @@ def plan(year: int, scale: float = 1.0) -> Plan:
     adviser_homes = adviser_deps + [rng.choice(adviser_deps) for _ in range(100 - 57)]
     april = date(year, 4, 1)
     for n, dep in enumerate(adviser_homes, 1):
+        # As in the source, from April; a first fifth from January, so that the demo is on pace any day of the year.
+        start = date(year, 1, 4) if n <= 20 else april
         p.facilitators.append(
             FacilitatorCreate.model_construct(
                 facilitator_id=f"{tag}-cn-{n:03d}",
                 kind="adviser",
                 departement=dep,
-                deployed_on=april + timedelta(days=rng.randrange(0, 150)),
+                deployed_on=start + timedelta(days=rng.randrange(0, 150)),
             )
         )
     for partner in PARTNERS:
@@ -109,7 +116,7 @@ def plan(year: int, scale: float = 1.0) -> Plan:
                     facilitator_id=f"{tag}-med-{partner}-{n}",
                     kind="partner_mediator",
                     departement=rng.choice(deps),
-                    partner_id=f"demo-{partner}",
+                    partner_id=PARTNER_IDS[partner],
                 )
             )
     for n in range(1, 21):
@@ -150,9 +157,9 @@ def plan(year: int, scale: float = 1.0) -> Plan:
             p.venues.append(
                 VenueCreate.model_construct(
                     venue_id=f"{tag}-prem-{partner}-{n}",
-                    name=f"Locaux {partner} {n}",
+                    name=f"Locaux {NETWORK[partner][0].removesuffix(' (démo)')} {n}",
                     kind="partner_premises",
-                    partner_id=f"demo-{partner}",
+                    partner_id=PARTNER_IDS[partner],
                     commune_insee=_commune(rng, rng.choice(deps)),
                     qpv=partner in ("pimms", "face") or rng.random() < 0.2,
                     opened_on=date(year, 1, 1),
@@ -168,9 +175,9 @@ def plan(year: int, scale: float = 1.0) -> Plan:
     for n in range(1, round(700 * scale) + 1):
         partner_run = rng.random() < 0.45
         venue = rng.choice(premises) if partner_run and rng.random() < 0.5 else rng.choice(rooms)
-        owner = venue.partner_id or (f"demo-{rng.choice(PARTNERS)}" if partner_run else None)
+        owner = venue.partner_id or (PARTNER_IDS[rng.choice(PARTNERS)] if partner_run else None)
         if owner:
-            facilitator = f"{tag}-med-{owner.removeprefix('demo-')}-{rng.randint(1, 2)}"
+            facilitator = f"{tag}-med-{PARTNER_TAGS[owner]}-{rng.randint(1, 2)}"
         else:
             local = advisers_by_dep.get(venue.departement)
             facilitator = rng.choice(local) if local else f"{tag}-vol-{rng.randint(1, 20):02d}"
@@ -202,6 +209,7 @@ def plan(year: int, scale: float = 1.0) -> Plan:
         p.sessions.append(session)
     channels = {"france_services": round(3000 * scale), "adviser": round(2000 * scale), "partner": round(600 * scale)}
     fs_venues = [v for v in p.venues if v.kind == "france_services"]
+    la_poste = [v for v in p.venues if v.partner_id is None]
     advisers = [f for f in p.facilitators if f.kind == "adviser"]
     for channel, count in channels.items():
         for n in range(1, count + 1):
@@ -219,13 +227,17 @@ def plan(year: int, scale: float = 1.0) -> Plan:
                 body["venue_id"] = rng.choice(fs_venues).venue_id
             elif channel == "adviser":
                 adviser = rng.choice(advisers)
-                body |= {"adviser_id": adviser.facilitator_id, "departement": adviser.departement}
+                body["adviser_id"] = adviser.facilitator_id
                 assert adviser.deployed_on is not None
                 body["completed_at"] = max(at, datetime.combine(adviser.deployed_on, datetime.min.time(), UTC))
-                body["rural"] = rng.random() < 0.4
+                # A venue of La Poste's open by then, in the adviser's département when there is one (the
+                # Espaces France Services are open from 1 January).
+                held_on = body["completed_at"].date()
+                near = [v for v in la_poste if v.departement == adviser.departement and v.opened_on <= held_on]
+                body["venue_id"] = rng.choice(near or fs_venues).venue_id
             else:
-                body |= {"partner_id": f"demo-{rng.choice(PARTNERS)}", "departement": rng.choice(deps)}
-                body["qpv"] = rng.random() < 0.5
+                partner = rng.choice(PARTNERS)
+                body |= {"partner_id": PARTNER_IDS[partner], "venue_id": f"{tag}-prem-{partner}-{rng.randint(1, 3)}"}
             p.accompaniments.append(body)
             if rng.random() < 0.01:
                 p.retractions.append(body["accompaniment_id"])
@@ -354,7 +366,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--scale",
         type=float,
-        default=0.25,
+        default=SCALE,
         help="volume of sessions and accompaniments (1.0: 700 sessions, 5,600 accompaniments)",
     )
     args = parser.parse_args(argv)

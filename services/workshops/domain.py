@@ -1,4 +1,5 @@
-"""Pure rules of the workshops service: local times, seats and the waiting list, sheets, who may do what."""
+"""Pure rules of the workshops service: local times, seats and the waiting list, check-in times, sheets, who may
+do what."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import csv
 import io
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -18,6 +19,10 @@ __all__ = [
     "record_id",
     "local_to_aware",
     "local_midnight",
+    "DOORS_OPEN",
+    "LATE_CHECK_IN",
+    "check_in_window",
+    "check_attended_at",
     "Seats",
     "register",
     "cancel_registration",
@@ -27,6 +32,7 @@ __all__ = [
     "attendance_key",
     "can_read",
     "can_manage",
+    "can_use_venue",
     "RuleBroken",
 ]
 
@@ -72,6 +78,33 @@ def local_to_aware(local: datetime, tz: str) -> datetime:
 
 def local_midnight(day: date, tz: str) -> datetime:
     return datetime.combine(day, time(0, 0), ZoneInfo(tz))
+
+
+# --- check-in times ---------------------------------------------------------------------------------
+
+# An attendance happens during its session, give or take: people come in before the start (the doors open an hour
+# before) and the sheet is signed or the last person checked in up to an hour after the end. A time outside that
+# names another session (or another day), so it is refused rather than counted here.
+DOORS_OPEN = timedelta(hours=1)
+LATE_CHECK_IN = timedelta(hours=1)
+
+
+def check_in_window(starts_at: datetime, duration_minutes: int) -> tuple[datetime, datetime]:
+    """When an attendance at this session may be dated: from DOORS_OPEN before the start to LATE_CHECK_IN after
+    the end."""
+    return starts_at - DOORS_OPEN, starts_at + timedelta(minutes=duration_minutes) + LATE_CHECK_IN
+
+
+def check_attended_at(attended_at: datetime, starts_at: datetime, duration_minutes: int, tz: str) -> None:
+    """Refuses an attendance time outside the session's check-in window (said in the venue's local time)."""
+    opens, closes = check_in_window(starts_at, duration_minutes)
+    if not opens <= attended_at <= closes:
+        zone = ZoneInfo(tz)
+        raise RuleBroken(
+            f"attended_at {attended_at.isoformat()} is outside the session: check-in is open from "
+            f"{opens.astimezone(zone):%Y-%m-%dT%H:%M} to {closes.astimezone(zone):%Y-%m-%dT%H:%M} at the venue "
+            f"({tz}), an hour before the start to an hour after the end"
+        )
 
 
 # --- seats and waiting list -------------------------------------------------------------------------
@@ -242,3 +275,11 @@ def can_read(principal: Principal, partner_id: str | None, facilitator_id: str |
 def can_manage(principal: Principal, partner_id: str | None, facilitator_id: str | None) -> bool:
     """Same scope as reading, minus monitoring (read-only)."""
     return principal.role != Role.MONITORING and can_read(principal, partner_id, facilitator_id)
+
+
+def can_use_venue(principal: Principal, venue_partner_id: str | None) -> bool:
+    """La Poste's venues (no partner: post-office rooms, Espaces France Services) serve everyone; a partner's
+    premises are that partner's alone (admins and monitoring see every venue)."""
+    if principal.role in (Role.ADMIN, Role.MONITORING) or venue_partner_id is None:
+        return True
+    return principal.role == Role.PARTNER and venue_partner_id == principal.partner_id

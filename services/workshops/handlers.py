@@ -52,9 +52,11 @@ Decide = Callable[[Version], Change | None]
 
 @dataclass(frozen=True)
 class Result(results.Result):
-    """The shared result, and for a cancelled registration the waiting one its seat went to."""
+    """The shared result; for a cancelled registration the waiting one its seat went to; for a help record the
+    body fields that the registry decides and that said otherwise (ignored, see `registry.py`)."""
 
     promoted: str | None = None
+    ignored: tuple[str, ...] = ()
 
 
 # --- helpers shared with checkins.py ----------------------------------------------------------------

@@ -15,6 +15,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic.json_schema import JsonDict
 
 from shared.events import EARLIEST, LATEST, Commitment, DepartementCode, FactDate, Need, WorkshopTheme
 
@@ -72,8 +73,23 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+# Body fields of facts the registry holds: accepted for the callers that send them, checked for form, and ignored
+# (services/workshops/registry.py); the answer's `ignored` lists those that said otherwise.
+REGISTRY_DECIDES: JsonDict = {"deprecated": True}
+
+
+def _ignored(what: str) -> str:
+    return f"ignored: {what} is taken from the registry (an answer's `ignored` lists it when this said otherwise)"
+
+
+IGNORED_DESCRIPTION = (
+    "body fields that the registry decides and that said otherwise: ignored, the registry's values were used"
+)
+
+
 class AttendanceCreate(_Strict):
-    """One attendance with its full details (the first, workshop-agnostic check-in endpoint)."""
+    """One attendance at a session, workshop-agnostic check-in: the caller names the session and the time; the
+    venue, département, region, QPV, rural, time zone, theme and partner are the session's."""
 
     attendance_id: str = Field(
         min_length=1,
@@ -81,15 +97,37 @@ class AttendanceCreate(_Strict):
         pattern=r"^[A-Za-z0-9._:-]+$",
         description="the caller's id for this attendance: sending it again is harmless",
     )
-    workshop_id: str = ID
-    theme: WorkshopTheme
-    venue_id: str = ID
-    departement: DepartementCode
-    qpv: bool = False
-    rural: bool = False
-    partner_id: str | None = None
-    attended_at: PastFactTime
+    workshop_id: str = Field(
+        min_length=1,
+        max_length=64,
+        pattern=ID_PATTERN,
+        description="a session of the caller's organisation (404 when unknown or another organisation's)",
+    )
+    attended_at: PastFactTime = Field(
+        description="when the person attended: within the session, from an hour before its start to an hour after "
+        "its end (422 otherwise)"
+    )
     client_reference: str | None = CLIENT_REFERENCE
+    venue_id: str | None = Field(
+        None,
+        min_length=1,
+        max_length=64,
+        pattern=ID_PATTERN,
+        description="optional: if given, the session's venue (422 when another venue, 404 when an unknown one)",
+    )
+    partner_id: str | None = Field(None, description="optional: if given, the session's partner (422 otherwise)")
+    theme: WorkshopTheme | None = Field(
+        None, description=_ignored("the session's theme"), json_schema_extra=REGISTRY_DECIDES
+    )
+    departement: DepartementCode | None = Field(
+        None, description=_ignored("the venue's département"), json_schema_extra=REGISTRY_DECIDES
+    )
+    qpv: bool | None = Field(
+        None, description=_ignored("whether the venue is in a QPV"), json_schema_extra=REGISTRY_DECIDES
+    )
+    rural: bool | None = Field(
+        None, description=_ignored("whether the venue is rural"), json_schema_extra=REGISTRY_DECIDES
+    )
 
 
 class AttendancePublic(BaseModel):
@@ -97,6 +135,7 @@ class AttendancePublic(BaseModel):
     attendance_id: str
     event_id: str
     published: bool
+    ignored: list[str] = Field(default_factory=list, description=IGNORED_DESCRIPTION)
 
 
 class RetractionCreate(_Strict):
@@ -197,15 +236,30 @@ class CheckIn(_Strict):
 
 
 class AccompanimentCreate(_Strict):
+    """One one-to-one accompaniment at a venue: its département, region, QPV, rural and time zone are the venue's."""
+
     accompaniment_id: str = ID
     channel: Literal["france_services", "adviser", "partner"]
     need: Need
     duration_minutes: int = Field(ge=1, le=8 * 60)
     completed_at: PastFactTime
-    venue_id: str | None = None
-    departement: DepartementCode | None = Field(None, description="where, when not at a known venue")
-    qpv: bool = False
-    rural: bool = False
+    venue_id: str = Field(
+        min_length=1,
+        max_length=64,
+        pattern=ID_PATTERN,
+        description="where it took place: one of La Poste's venues or the partner's own premises (404 when unknown "
+        "or another partner's; 422 when another partner's premises are named by an admin, or when a France "
+        "Services accompaniment is elsewhere than in an Espace France Services)",
+    )
+    departement: DepartementCode | None = Field(
+        None, description=_ignored("the venue's département"), json_schema_extra=REGISTRY_DECIDES
+    )
+    qpv: bool | None = Field(
+        None, description=_ignored("whether the venue is in a QPV"), json_schema_extra=REGISTRY_DECIDES
+    )
+    rural: bool | None = Field(
+        None, description=_ignored("whether the venue is rural"), json_schema_extra=REGISTRY_DECIDES
+    )
     adviser_id: str | None = None
     partner_id: str | None = None
     commitment: Commitment = Commitment.DIGITAL_INCLUSION
@@ -213,8 +267,6 @@ class AccompanimentCreate(_Strict):
 
     @model_validator(mode="after")
     def _consistent(self) -> AccompanimentCreate:
-        if not self.venue_id and not self.departement:
-            raise ValueError("give venue_id or departement")
         if self.channel == "adviser" and not self.adviser_id:
             raise ValueError("an adviser session names its adviser_id")
         if self.channel == "partner" and not self.partner_id:
@@ -228,6 +280,7 @@ class RecordPublic(BaseModel):
     published: bool
     event_ids: list[str] = []
     record: dict[str, Any] = {}
+    ignored: list[str] = Field(default_factory=list, description=IGNORED_DESCRIPTION)
 
 
 class RegistrationPublic(BaseModel):

@@ -24,6 +24,7 @@ from shared.settings import DEV_PLATFORM_TOKEN_KEY
 from shared.topics import PARTNERS, WORKSHOPS
 from tests.conftest import DBS, PORT_BASE, Service, start_service, stop_service, wait_ready, wait_until
 from tests.integration.test_partners_support import ADMIN, new_partner, partnership_body, sign_in
+from tests.integration.test_workshops import new_venue, new_workshop
 from tests.kafka_tools import tail
 
 pytestmark = pytest.mark.integration
@@ -89,14 +90,10 @@ def published_once(records: Any, expected: set[str], what: str) -> None:
     assert {e: seen[e] for e in expected} == dict.fromkeys(expected, 1)
 
 
-def attendance(n: int) -> dict[str, Any]:
+def attendance(workshop_id: str, n: int) -> dict[str, Any]:
     return {
         "attendance_id": f"outage-{uuid.uuid4().hex[:10]}-{n}",
-        "workshop_id": "w-outage",
-        "theme": "online_banking",
-        "venue_id": "v-outage",
-        "departement": "93",
-        "qpv": True,
+        "workshop_id": workshop_id,
         "attended_at": (datetime.now(UTC) - timedelta(hours=1)).isoformat(),
     }
 
@@ -106,15 +103,18 @@ def test_workshops_accepts_while_kafka_is_away_and_the_relay_publishes_every_eve
 ) -> None:
     normal, down = workshops
     not_ready(down)
+    # The session the attendances name, scheduled while the broker answers (through the normal instance).
+    session = new_workshop(normal, new_venue(normal, headers=ADMIN_TOKEN)["venue_id"], headers=ADMIN_TOKEN)["id"]
     with tail(WORKSHOPS.name) as records:
         expected: set[str] = set()
         for n in range(8):
-            r, took = timed(lambda n=n: down.http.post("/v1/attendances", json=attendance(n), headers=ADMIN_TOKEN))
+            body = attendance(session, n)
+            r, took = timed(lambda body=body: down.http.post("/v1/attendances", json=body, headers=ADMIN_TOKEN))
             assert r.status_code == 202 and r.json()["published"] is False, r.text
             assert took < ANSWER_WITHIN_S, took
             expected.add(r.json()["event_id"])
         # The same attendance sent again: still accepted once, still one event.
-        again = attendance(99)
+        again = attendance(session, 99)
         first = down.http.post("/v1/attendances", json=again, headers=ADMIN_TOKEN)
         assert first.status_code == 202, first.text
         second = down.http.post("/v1/attendances", json=again, headers=ADMIN_TOKEN)

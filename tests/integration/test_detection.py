@@ -204,6 +204,31 @@ def test_single_detection_is_published_enriched_and_keyed_by_person(detection: S
     assert event.time == datetime.fromisoformat(body["occurred_at"])
 
 
+def test_an_anonymous_detection_is_accepted_on_both_doors_keyed_by_its_own_id(
+    detection: Service, terminal: dict
+) -> None:
+    """No client reference: published with no person reference, keyed `anon:<event id>` (spread over partitions)."""
+    over_http = {k: v for k, v in item(referral=None).items() if k != "client_reference"}
+    over_kafka = {k: v for k, v in item(referral=None).items() if k != "client_reference"}
+    with tail(DETECTION.name) as records:
+        r = detection.http.post("/v1/detections", json=over_http, headers=bearer(terminal["token"]))
+        assert r.status_code == 201 and r.json()["results"][0]["status"] == "accepted", r.text
+        with TerminalProducer(KAFKA, terminal["token"], terminal["office_id"], topic=INGEST_TOPIC) as producer:
+            producer.send_many([over_kafka])
+        wanted = {str(detection_event_id(terminal["office_id"], b["detection_id"])) for b in (over_http, over_kafka)}
+
+        def both() -> dict[str, list[Any]] | None:
+            seen = events_by_id(records(0.3))
+            return seen if wanted <= set(seen) else None
+
+        found = wait_until(both, 15, "both events")
+    for eid in wanted:
+        ((record, event),) = found[eid]
+        assert event.data.person_ref is None and record.key == f"anon:{eid}".encode()
+    again = detection.http.post("/v1/detections", json=over_http, headers=bearer(terminal["token"]))
+    assert again.status_code == 200 and again.json()["results"][0]["status"] == "duplicate"
+
+
 def test_same_batch_three_times_publishes_each_detection_once(detection: Service, terminal: dict) -> None:
     batch = {"detections": [item() for _ in range(120)]}
     answers = []
@@ -234,7 +259,7 @@ def test_partial_batch_accepts_the_good_and_says_why_the_bad_are_refused(
         (item(needs=["knitting"]), "needs"),
         (item(needs=[]), "needs"),
         (item(surprise=1), "Extra inputs"),
-        ({k: v for k, v in item().items() if k != "client_reference"}, "client_reference"),
+        ({k: v for k, v in item().items() if k != "client_reference"}, "referral needs a client_reference"),
         (item(consent=False), "consent"),
         (item(detection_id="has/slash"), "detection_id"),
         ("not an object", "JSON object"),

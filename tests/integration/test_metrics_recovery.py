@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from kafka import KafkaProducer
 
+from scripts.soak_metrics import Publisher
 from services.metrics import replay
 from shared.events import Envelope
 from shared.serde import encode
@@ -103,19 +104,29 @@ def test_kill_9_mid_stream_then_restart_gives_identical_counters(stack: None) ->
 
 
 @pytest.mark.timeout(600)
-def test_replay_command_reports_identical(services: dict) -> None:
+def test_replay_command_reports_identical_while_events_keep_arriving(services: dict) -> None:
     publish(mixed_stream(300, seed=100 + INSTANCE))
     metrics = services["metrics"]
-    result = subprocess.run(
-        [sys.executable, "-m", "services.metrics.replay", "--url", metrics.url, "--year", str(YEAR)],
-        cwd=ROOT,
-        env={**os.environ, **TEST_ENV},
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    # Events keep arriving during the whole comparison, as with the simulator or live traffic.
+    traffic = Publisher(mixed_stream(3000, seed=200 + INSTANCE), rate=40)
+    traffic.start()
+    try:
+        before = replay.end_offsets(KAFKA)
+        result = subprocess.run(
+            [sys.executable, "-m", "services.metrics.replay", "--url", metrics.url, "--year", str(YEAR)],
+            cwd=ROOT,
+            env={**os.environ, **TEST_ENV},
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        moved = replay.end_offsets(KAFKA) != before
+    finally:
+        traffic.stop()
+        traffic.join(timeout=30)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "IDENTICAL" in result.stdout
+    assert moved and traffic.failures == [], "the log moved during the comparison"
 
 
 def test_replay_detects_a_difference() -> None:

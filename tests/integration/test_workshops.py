@@ -406,7 +406,7 @@ def test_an_adviser_session_needs_a_known_adviser(ws: Service) -> None:
         "need": "benefits",
         "duration_minutes": 60,
         "completed_at": datetime.now(UTC).isoformat(),
-        "departement": "59",
+        "venue_id": new_venue(ws, commune_insee="59350")["venue_id"],  # a post office in Lille
         "adviser_id": adviser["facilitator_id"],
     }
     own = bearer(Role.ADVISER, adviser_id=adviser["facilitator_id"])

@@ -126,7 +126,7 @@ ACTIONS: dict[str, Action] = {
             "need": "online_banking",
             "duration_minutes": 30,
             "completed_at": datetime.now(UTC).isoformat(),
-            "departement": "13",
+            "venue_id": ids["venue"],
         },
         headers=h,
     ),

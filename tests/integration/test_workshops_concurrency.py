@@ -175,16 +175,14 @@ def test_retractions_check_ins_and_a_cancellation_racing_registrations(pair: tup
 
 
 def _crash_writes(run: str) -> list[list[tuple[str, dict[str, Any]]]]:
-    """Each task: an attendance (some then retracted: two events on one record) or an accompaniment."""
+    """Each task: an attendance (some then retracted: two events on one record) or an accompaniment, at the
+    session `w-<run>` and the venue `v-<run>` (see `_session`)."""
     now = datetime.now(UTC).isoformat()
     tasks: list[list[tuple[str, dict[str, Any]]]] = []
     for n in range(160):
         body = {
             "attendance_id": f"att-{run}-{n}",
             "workshop_id": f"w-{run}",
-            "theme": "online_banking",
-            "venue_id": f"v-{run}",
-            "departement": "93",
             "attended_at": now,
             "client_reference": f"crash-{run}-{n}",
         }
@@ -200,10 +198,16 @@ def _crash_writes(run: str) -> list[list[tuple[str, dict[str, Any]]]]:
             "need": "taxes",
             "duration_minutes": 30,
             "completed_at": now,
-            "departement": "13",
+            "venue_id": f"v-{run}",
         }
         tasks.append([("/v1/accompaniments", body)])
     return tasks
+
+
+def _session(svc: Service, run: str) -> None:
+    """The venue and the session in progress that the crash test's attendances and accompaniments name."""
+    new_venue(svc, venue_id=f"v-{run}")
+    new_workshop(svc, f"v-{run}", workshop_id=f"w-{run}")
 
 
 def _event_ids(r: httpx.Response) -> list[str]:
@@ -241,6 +245,7 @@ def test_every_acknowledged_write_reaches_kafka_through_a_kill_9(stack: None, mo
     with tail(WORKSHOPS.name) as records:
         try:
             wait_ready(doomed)
+            _session(doomed, run)
             writer = threading.Thread(target=lambda: asyncio.run(burst(doomed.url)))
             writer.start()
             wait_until(lambda: len(acknowledged) >= 60, 60, "the burst to be under way", interval=0.01)

@@ -112,6 +112,15 @@ def test_anonymous_help_is_keyed_by_its_own_id_and_its_retraction_follows() -> N
     assert samples.retraction(anon).key == anon.key
 
 
+def test_an_anonymous_detection_has_no_person_reference_its_own_key_and_its_schema() -> None:
+    event = samples.detected(None, referred=False)
+    assert event.data.person_ref is None and event.key == f"anon:{event.id}"
+    doc = json.loads(encode(event))
+    jsonschema.validate(doc, json_schema(event.type))
+    assert decode(encode(event)) == event
+    assert "person_ref" not in json_schema(event.type)["properties"]["data"]["required"]
+
+
 @pytest.mark.parametrize("when", ["1999-12-31T23:59:59+00:00", "9999-12-31T23:30:00+00:00", "2100-01-01T00:00:00Z"])
 def test_fact_times_outside_the_plausible_years_are_refused(when: str) -> None:
     """A year-9999 attendance must never reach the counters: the same contract refuses it on both sides."""

@@ -156,3 +156,35 @@ def test_weekly_trend_cells_follow_local_time() -> None:
     # 7 Jan 23:30 UTC is 8 Jan in Paris: week 02 of the year.
     c = feed(samples.attended(samples.ref("wk"), at=datetime(2022, 1, 7, 23, 30, tzinfo=UTC)))
     assert c.breakdown("people_helped", 2022, "week") == {"02": 1}
+
+
+def test_an_anonymous_detection_is_a_detection_not_a_person_detected_nor_in_the_funnel() -> None:
+    known = samples.ref("detected-known")
+    anonymous = samples.detected(None, at=AT, referred=False)
+    assert anonymous.key == f"anon:{anonymous.id}"  # its own key: anonymous detections spread over partitions
+    c = feed(anonymous, anonymous, samples.detected(None, at=AT, referred=False), samples.detected(known, at=AT))
+    assert c.value("detections", 2022) == 3  # the duplicated delivery counts once
+    assert c.value("detections", 2022, "departement", "75") == 3
+    assert c.value("detections", 2022, "office_type", "qpv") == 3
+    assert c.value("people_detected", 2022) == 1
+    assert c.value("funnel_detected", 2022) == 1
+    assert c.value("funnel_referred", 2022) == 1
+    assert c.value("anonymous_help", 2022) == 0 and c.value("people_helped", 2022) == 0
+
+
+def test_anonymous_help_after_an_anonymous_detection_converts_nothing_in_the_funnel() -> None:
+    c = feed(
+        samples.detected(None, at=AT, referred=False),
+        samples.attended(None, at=AT + timedelta(days=2)),
+    )
+    assert c.value("detections", 2022) == 1 and c.value("people_helped", 2022) == 1
+    assert c.value("funnel_detected", 2022) == 0 and c.value("funnel_helped", 2022) == 0
+    assert c.breakdown("funnel_delay_days", 2022, "") == {}
+
+
+def test_a_late_detection_counts_in_the_year_it_happened_at_the_office() -> None:
+    # 31 Dec 2021 23:30 UTC is already 1 January 2022 in Paris: a detection backfilled years later counts in 2022.
+    person = samples.ref("backfilled")
+    c = feed(samples.detected(person, at=datetime(2021, 12, 31, 23, 30, tzinfo=UTC)))
+    assert c.value("detections", 2022) == 1 and c.value("people_detected", 2022) == 1
+    assert c.value("detections", 2021) == 0

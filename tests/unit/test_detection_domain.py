@@ -75,6 +75,27 @@ def test_bad_items_are_rejected_with_a_reason(over: dict, reason: str) -> None:
         check_item(raw(**over), OFFICE, "t-1", **RULES)
 
 
+def test_an_item_without_client_reference_is_an_anonymous_detection() -> None:
+    body = {k: v for k, v in raw().items() if k != "client_reference"}
+    event = check_item(body, OFFICE, "t-1", **RULES).event
+    assert event.data.person_ref is None and event.key == f"anon:{event.id}"
+    assert event.id == detection_event_id("o-93", "d-1")  # the same idempotency as a named one
+    with pytest.raises(Rejected, match="referral needs a client_reference"):
+        check_item(body | {"referral": {"theme": "online_banking"}}, OFFICE, "t-1", **RULES)
+
+
+def test_without_a_window_only_the_contract_bounds_and_the_future_are_refused() -> None:
+    backfill = RULES | {"window": None}
+    old = datetime(2022, 3, 1, 9, tzinfo=UTC)
+    assert check_item(raw(occurred_at=old.isoformat()), OFFICE, "t-1", **backfill).event.time == old
+    with pytest.raises(Rejected, match="outside 2000-2099"):
+        check_item(raw(occurred_at="1999-12-31T23:00:00+00:00"), OFFICE, "t-1", **backfill)
+    with pytest.raises(Rejected, match="in the future"):
+        check_item(raw(occurred_at=(NOW + timedelta(hours=1)).isoformat()), OFFICE, "t-1", **backfill)
+    with pytest.raises(Rejected, match="older than the accepted window"):
+        check_item(raw(occurred_at=old.isoformat()), OFFICE, "t-1", **RULES)
+
+
 def test_a_late_item_inside_the_window_keeps_its_time() -> None:
     late = NOW - timedelta(days=29, hours=23)
     assert check_item(raw(occurred_at=late.isoformat()), OFFICE, "t-1", **RULES).event.time == late

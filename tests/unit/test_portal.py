@@ -41,6 +41,10 @@ def test_refusals_are_said_in_words() -> None:
     signed = "cannot sign a partnership that is signed (only a draft can be signed)"
     assert refusal(signed) == "Ce partenariat est déjà signé : il ne peut pas l'être une seconde fois."
     assert refusal("the same attendee is already on line 4") == "La même personne figure déjà à la ligne 4."
+    outside = "attended_at 2026-06-14T12:59:00+02:00 is outside the session: check-in is open from 2026-06-14T13:00 to "
+    assert refusal(outside + "2026-06-14T17:00 at the venue (Europe/Paris), …").startswith(
+        "L'heure de présence est hors de la séance : les présences se datent de 13 h 00 à 17 h 00"
+    )
     too_many = "too many failed sign-ins for this account (at most 5 per 15 minutes); retry in 42 s"
     assert refusal(too_many) == "Trop d'essais manqués pour ce compte : réessayez dans 42 secondes."
     assert refusal("something new") == "Le service a refusé la demande : something new"

@@ -106,9 +106,15 @@ def walk_in(client: str | None = None, registration_id: str | None = None) -> Re
     return RegistrationCreate(origin="walk_in", client_reference=client, registration_id=registration_id)
 
 
+async def venue(store: Store, **over: Any) -> None:
+    """Opens the venue (v-1 unless told) if it is not there yet."""
+    cmd = venue_cmd(**over)
+    if await store.venues.get(cmd.venue_id) is None:
+        await handlers.open_venue(store, ADMIN, cmd)
+
+
 async def workshop(store: Store, workshop_id: str = "w-1", **over: Any) -> handlers.Result:
-    if await store.venues.get("v-1") is None:
-        await handlers.open_venue(store, ADMIN, venue_cmd())
+    await venue(store)
     return await handlers.schedule_workshop(store, ADMIN, workshop_cmd(workshop_id, **over))
 
 
@@ -120,7 +126,7 @@ def accompaniment_cmd(accompaniment_id: str = "acc-1", **over: Any) -> Accompani
         "need": "taxes",
         "duration_minutes": 30,
         "completed_at": datetime.now(UTC) - timedelta(hours=1),
-        "departement": "93",
+        "venue_id": "v-1",
         "client_reference": "client-acc",
     }
     return AccompanimentCreate.model_validate(body | over)
@@ -226,13 +232,11 @@ async def test_check_in_once_and_retract_once(store: Store, kafka: Recorder) -> 
 
 
 async def test_attendance_with_the_same_id_and_other_details_is_a_conflict(store: Store) -> None:
+    await workshop(store)
     body = {
         "attendance_id": "att-1",
-        "workshop_id": "w-elsewhere",
-        "theme": "online_banking",
-        "venue_id": "v-elsewhere",
-        "departement": "93",
-        "attended_at": datetime.now(UTC) - timedelta(hours=1),
+        "workshop_id": "w-1",
+        "attended_at": datetime.now(UTC) - timedelta(minutes=30),
         "client_reference": "client-a",
     }
     first = await checkins.record_attendance(store, ADMIN, AttendanceCreate.model_validate(body), key=KEY)
@@ -240,11 +244,12 @@ async def test_attendance_with_the_same_id_and_other_details_is_a_conflict(store
     assert (first.outcome, again.outcome) == ("created", "duplicate")
     with pytest.raises(Conflict, match="other details"):
         await checkins.record_attendance(
-            store, ADMIN, AttendanceCreate.model_validate(body | {"departement": "75"}), key=KEY
+            store, ADMIN, AttendanceCreate.model_validate(body | {"client_reference": "client-b"}), key=KEY
         )
 
 
 async def test_accompaniment_retraction_retried_is_a_duplicate(store: Store, kafka: Recorder) -> None:
+    await venue(store)
     done = await checkins.record_accompaniment(store, OWNER, accompaniment_cmd(), key=KEY)
     assert done.outcome == "created" and done.published
     retried = await checkins.record_accompaniment(store, OWNER, accompaniment_cmd(), key=KEY)
@@ -263,6 +268,11 @@ async def test_another_partner_and_monitoring_may_not_act(store: Store) -> None:
     await workshop(store)
     att = await checkins.check_in(store, ADMIN, "w-1", CheckIn(seat="1"), key=KEY)
     await checkins.record_accompaniment(store, OWNER, accompaniment_cmd(), key=KEY)
+    named = AttendanceCreate(attendance_id="att-x", workshop_id="w-1", attended_at=datetime.now(UTC))
+    with pytest.raises(NotFound, match="no workshop w-1"):  # another partner's session: as if there were none
+        await checkins.record_attendance(store, STRANGER, named, key=KEY)
+    with pytest.raises(Forbidden):  # monitoring sees every session, and writes none
+        await checkins.record_attendance(store, MONITOR, named, key=KEY)
     for who in (STRANGER, MONITOR):
         with pytest.raises(Forbidden):
             await handlers.register(store, who, "w-1", walk_in("client-x"), key=KEY)
@@ -289,6 +299,8 @@ async def test_another_partner_and_monitoring_may_not_act(store: Store) -> None:
 
 
 async def test_events_wait_in_the_outbox_when_the_broker_is_away(store: Store, kafka: Recorder) -> None:
+    await venue(store)
+    kafka.events.clear()
     kafka.down = True
     done = await checkins.record_accompaniment(store, OWNER, accompaniment_cmd(), key=KEY)
     assert done.outcome == "created" and done.published is False and kafka.events == []
@@ -299,7 +311,10 @@ async def test_events_wait_in_the_outbox_when_the_broker_is_away(store: Store, k
 
 
 async def test_a_bulk_load_defers_every_event_to_one_relay_pass(kafka: Recorder) -> None:
-    bulk = Store.in_memory(kafka, publish_now=False)  # type: ignore[arg-type]
+    docs = MemoryDocuments()
+    await venue(Store.in_memory(kafka, docs))  # type: ignore[arg-type]
+    kafka.events.clear()
+    bulk = Store.in_memory(kafka, docs, publish_now=False)  # type: ignore[arg-type]
     results = [
         await checkins.record_accompaniment(bulk, OWNER, accompaniment_cmd(f"acc-{n}"), key=KEY) for n in range(5)
     ]
