@@ -8,8 +8,9 @@ holds each source partition's position (positions.py), so a kill -9 can neither 
 With the persistent store (RocksDB, the default) a restart reads the table from local disk and only the
 changelog's tail. The local store is written before the changelog, so after a kill -9 it may hold writes the
 changelog never got; two rules keep both copies right (docs/metrics-recovery.md):
-- a position is stored only once every earlier changelog write is acknowledged (the producer is flushed
-  first), so whichever copy the state comes back from, it holds every event before the position it holds;
+- a position is stored only once the broker acknowledged every changelog write made until it was due (counted
+  per changelog partition, without waiting: it is written with a later event of its partition), so whichever
+  copy the state comes back from, it holds every event before the position it holds;
 - an event applied again that changes nothing writes its key's state again, so a write the changelog
   missed reaches it when the events after the position are applied again.
 """
@@ -19,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -27,7 +29,7 @@ from faust.types import TP
 from prometheus_client import Gauge
 
 from services.metrics import domain, snapshot
-from services.metrics.positions import PositionedApp, Rewind, SourcePositions, is_position_key
+from services.metrics.positions import ChangelogAcks, PositionedApp, Rewind, SourcePositions, is_position_key
 from services.metrics.settings import MetricsSettings
 from shared.kafka import dead_letter_value
 from shared.serde import InvalidEvent, decode_record
@@ -102,6 +104,8 @@ class MetricsWorker:
         # (after a crash, at most `every` events per partition are applied again).
         self.positions = SourcePositions(every=1000, interval=2.0) if self.persistent else SourcePositions()
         self.app.position_table = self.states
+        self.acks = ChangelogAcks(self.states)
+        self._pending: dict[TP, deque[tuple[int, int]]] = {}  # positions due, with the writes sent until then
         self.ledger = domain.Ledger(self.states)
         self.counters = self.ledger.counters
         self.app.agent(self.source, name="count")(self._count)
@@ -110,6 +114,7 @@ class MetricsWorker:
     async def _rebuild(self) -> None:
         started = time.monotonic()
         self.positions.forget()
+        self._pending.clear()
         self._stored_at_recovery = self._table_positions()
         saved = snapshot.take(self.saved_path) if self._first_recovery else None
         self._first_recovery = False
@@ -173,10 +178,19 @@ class MetricsWorker:
             elif self.persistent and known:
                 self.states[envelope.key] = self.states[envelope.key]  # see the module's docstring
         due = self.positions.after(message)
+        if not self.persistent:
+            if due is not None:
+                self.positions.store(message.tp, due, self.states)
+            return
+        # Stored once the changelog holds every write made until it was due (see the module's docstring).
+        pending = self._pending.setdefault(message.tp, deque())
         if due is not None:
-            if self.persistent:
-                await self._flush_changelog()
-            self.positions.store(message.tp, due, self.states)
+            pending.append((due, self.acks.sent[message.partition]))
+        ready = None
+        while pending and self.acks.acked[message.partition] >= pending[0][1]:
+            ready = pending.popleft()[0]
+        if ready is not None:
+            self.positions.store(message.tp, ready, self.states)
 
     async def save_at_stop(self) -> bool:
         """Stop applying events and save the counters (snapshot.py) once the changelog holds every write."""

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,7 +28,15 @@ from faust.types import TP
 
 from shared.topics import EVENT_TOPICS
 
-__all__ = ["POSITION_PREFIX", "is_position_key", "position_key", "Rewind", "SourcePositions", "PositionedApp"]
+__all__ = [
+    "POSITION_PREFIX",
+    "is_position_key",
+    "position_key",
+    "Rewind",
+    "SourcePositions",
+    "PositionedApp",
+    "ChangelogAcks",
+]
 
 SOURCES = frozenset(t.name for t in EVENT_TOPICS)
 
@@ -73,12 +82,13 @@ class SourcePositions:
     newest_timestamp: float | None = None
     rewinds: int = 0
     _rewinding: dict[TP, tuple[int, float]] = field(default_factory=dict)
-    _stored_at: dict[TP, float] = field(default_factory=dict)
+    _due: dict[TP, tuple[int, float]] = field(default_factory=dict)  # the last position due, and when
 
     def forget(self) -> None:
         """After a table recovery (a new assignment): every partition starts again from the table."""
         self.applied.clear()
         self.stored.clear()
+        self._due.clear()
         self._rewinding.clear()
 
     def stored_in(self, table: Mapping[Any, Any], tp: TP) -> int | None:
@@ -87,7 +97,7 @@ class SourcePositions:
     def start(self, tp: TP, offset: int) -> None:
         """What the state holds for `tp`, read from the table (or the log's beginning when nothing is stored)."""
         self.applied[tp] = self.stored[tp] = offset
-        self._stored_at[tp] = time.monotonic()
+        self._due[tp] = (offset, time.monotonic())
 
     def check(self, message: Any) -> Rewind | bool:
         """True: apply the event. False: skip it (a rewind is under way). Rewind: skip it and seek back."""
@@ -114,7 +124,9 @@ class SourcePositions:
         if message.timestamp and (self.newest_timestamp is None or message.timestamp > self.newest_timestamp):
             self.newest_timestamp = message.timestamp
         now = time.monotonic()
-        if nxt - self.stored.get(tp, 0) >= self.every or now - self._stored_at.get(tp, 0.0) >= self.interval:
+        last, at = self._due.get(tp, (0, 0.0))
+        if nxt - last >= self.every or now - at >= self.interval:
+            self._due[tp] = (nxt, now)
             return nxt
         return None
 
@@ -122,7 +134,6 @@ class SourcePositions:
         """Write `tp`'s position from within its event: same changelog partition, after the event's write."""
         table[position_key(tp.topic, tp.partition)] = offset
         self.stored[tp] = offset
-        self._stored_at[tp] = time.monotonic()
 
     def lag(self, ends: Mapping[TP, int], table: Mapping[Any, Any]) -> dict[TP, int]:
         return {tp: max(0, end - self.position(tp, table)) for tp, end in ends.items()}
@@ -190,3 +201,26 @@ class PositionedApp(faust.App):
 
     def _new_transport(self) -> Any:
         return PositionedTransport(self.conf.broker_consumer, self)
+
+
+class ChangelogAcks:
+    """Per changelog partition, how many writes of `table` were sent and how many the broker acknowledged
+    (in order: one producer, one batch in flight per partition). "Acknowledged >= sent at that moment" means
+    every write made until that moment is in the changelog, without waiting for it (no flush)."""
+
+    def __init__(self, table: Any) -> None:
+        self.sent: Counter[int] = Counter()
+        self.acked: Counter[int] = Counter()
+        send, done = table.send_changelog, table._on_changelog_sent
+
+        def send_changelog(partition: int | None, *args: Any, **kwargs: Any) -> Any:
+            fut = send(partition, *args, **kwargs)
+            self.sent[fut.message.partition] += 1
+            return fut
+
+        def on_sent(fut: Any) -> None:
+            done(fut)
+            self.acked[fut.message.partition] += 1
+
+        # faust looks both up on the table at each write, so the instance's own attributes are used.
+        table.send_changelog, table._on_changelog_sent = send_changelog, on_sent
