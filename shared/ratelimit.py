@@ -6,8 +6,11 @@ limits protect an instance from a burst and an account from password guessing, t
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import math
 import time
+from collections.abc import Mapping
 
 from limits import RateLimitItem, parse_many
 from limits.aio.storage import MemoryStorage
@@ -15,7 +18,29 @@ from limits.aio.strategies import MovingWindowRateLimiter
 
 from shared.errors import TooMany
 
-__all__ = ["RateLimit", "check_rules"]
+__all__ = ["RateLimit", "check_rules", "vouch_for_client", "client_address"]
+
+# A front end that calls an API for its users (the portal) says whose request it is: the address, signed with the
+# platform's token key, which only the platform's services hold. Without a valid signature the header is ignored.
+CLIENT_HEADER = "X-Alliance-Client"
+SIGNATURE_HEADER = "X-Alliance-Client-Signature"
+
+
+def _signature(key: str, address: str) -> str:
+    return hmac.new(key.encode(), f"client|{address}".encode(), hashlib.sha256).hexdigest()
+
+
+def vouch_for_client(key: str, address: str) -> dict[str, str]:
+    """The headers by which a platform service forwards its own client's address."""
+    return {CLIENT_HEADER: address, SIGNATURE_HEADER: _signature(key, address)}
+
+
+def client_address(headers: Mapping[str, str], peer: str | None, key: str) -> str:
+    """The address a per-client limit counts: the one a platform front end vouched for, else the peer's."""
+    address, signature = headers.get(CLIENT_HEADER), headers.get(SIGNATURE_HEADER)
+    if address and signature and len(address) <= 64 and hmac.compare_digest(signature, _signature(key, address)):
+        return address
+    return peer or "unknown"
 
 
 def check_rules(rules: str) -> str:

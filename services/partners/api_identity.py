@@ -12,6 +12,7 @@ from services.partners.api_common import Admin, StoreDep
 from services.partners.schemas import TokenPublic, TokenRequest, UserCreate, UserPublic
 from shared.errors import Invalid
 from shared.identity import PrincipalDep, issue_token
+from shared.ratelimit import client_address
 
 __all__ = ["router"]
 
@@ -21,9 +22,11 @@ router = APIRouter(prefix="/v1", tags=["identity"])
 @router.post("/auth/token", response_model=TokenPublic)
 async def token(request: Request, store: StoreDep) -> TokenPublic:
     """Sign in (JSON or the OAuth2 password form): an access token the whole platform accepts. 429 past the
-    rate of sign-ins per client address, and for an account after repeated failures (until they age out)."""
+    rate of sign-ins per client address (the person's, which the portal vouches for when it signs them in), and
+    for an account after repeated failures (until they age out)."""
     limits = request.app.state.sign_in_limits
-    await limits.per_client.hit(request.client.host if request.client else "unknown")
+    peer = request.client.host if request.client else None
+    await limits.per_client.hit(client_address(request.headers, peer, request.app.state.settings.platform_token_key))
     try:
         if request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
             form = await request.form()

@@ -28,7 +28,8 @@ class Api:
 
     async def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         try:
-            response = await self._client.request(method, path, headers=self._headers(), **kwargs)
+            headers = {**self._headers(), **kwargs.pop("headers", {})}
+            response = await self._client.request(method, path, headers=headers, **kwargs)
         except httpx.HTTPError as exc:
             raise ApiError(503, f"the service does not answer ({type(exc).__name__})") from None
         if response.status_code >= 400:

@@ -14,6 +14,7 @@ from services.portal.figures import partner_figures
 from services.portal.labels import refusal
 from services.portal.session import Session
 from services.portal.web import FormDep, PageDep, redirect, render
+from shared.ratelimit import vouch_for_client
 
 __all__ = ["router"]
 
@@ -47,8 +48,10 @@ async def sign_in(request: Request, form: FormDep) -> Response:
     message, status = None, 422
     if not errors:
         api = Api(request.app.state.backends.partners_http, None)
+        # The sign-in limit per address counts this person's address, not the portal's (shared.ratelimit).
+        client = vouch_for_client(request.app.state.settings.platform_token_key, _address(request))
         try:
-            body = await api.post("/v1/auth/token", {"username": username, "password": password})
+            body = await api.post("/v1/auth/token", {"username": username, "password": password}, headers=client)
         except ApiError as exc:
             message, status = refusal(exc.detail), exc.status
         else:
@@ -100,3 +103,7 @@ async def home(page: PageDep) -> Response:
         page.workshops.get("/v1/workshops", limit=200), page.workshops.get("/v1/accompaniments", limit=200)
     )
     return render(page.request, "home_adviser.html", title="Accueil", sessions=sessions, accompaniments=accompaniments)
+
+
+def _address(request: Request) -> str:
+    return request.client.host if request.client else "unknown"

@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from shared.identity import Principal, Role, issue_token
+from shared.ratelimit import vouch_for_client
 from shared.settings import DEV_PLATFORM_TOKEN_KEY
 from tests.conftest import DBS, PORT_BASE, Service, start_service, stop_service, wait_ready, wait_until
 from tests.integration.test_partners_support import ADMIN
@@ -136,3 +137,22 @@ def test_a_burst_of_detections_from_one_terminal_gets_429_past_the_limit(detecti
     assert all(r.status_code == 201 for r in answers if r.status_code != 429)
     # The limit is per terminal: another terminal of the same office is still served.
     assert detection.http.post("/v1/detections", json=item(), headers=tokens[1]).status_code == 201
+
+
+def test_the_sign_in_limit_counts_the_address_the_portal_vouches_for(stack: None, mongo: Any) -> None:
+    """The portal signs everyone in from its own address: it forwards each person's, signed with the platform
+    key. Each vouched address gets its own allowance; a forged signature is ignored (the portal's address)."""
+    db = f"{DBS['partners']}_vouched"
+    mongo.drop_database(db)
+    svc = start_service("partners", PORT_BASE + 38, {"PARTNERS_DB": db, "PARTNERS_AUTH_RATE_LIMIT": "3/minute"})
+    try:
+        wait_ready(svc)
+        first = vouch_for_client(DEV_PLATFORM_TOKEN_KEY, "203.0.113.7")
+        second = vouch_for_client(DEV_PLATFORM_TOKEN_KEY, "198.51.100.23")
+        assert_limited(burst(svc, "/v1/auth/token", [ADMIN] * 6, headers=first), allowed=3)
+        assert_limited(burst(svc, "/v1/auth/token", [ADMIN] * 6, headers=second), allowed=3)
+        forged = vouch_for_client("not-the-platform-key-" + "x" * 16, "192.0.2.99")
+        assert_limited(burst(svc, "/v1/auth/token", [ADMIN] * 6, headers=forged), allowed=3)  # the peer's
+        assert_limited(burst(svc, "/v1/auth/token", [ADMIN] * 2), allowed=0)  # the same peer, already used up
+    finally:
+        stop_service(svc)

@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 
 from shared.errors import Busy, Conflict
 from shared.limits import too_deep
+from shared.ratelimit import client_address, vouch_for_client
 from shared.web import create_app
 
 pytestmark = pytest.mark.unit
@@ -97,3 +98,12 @@ async def test_a_refused_infinite_number_is_a_422_not_a_500() -> None:
         r = await http.put("/goal", content=b'{"goal": Infinity}', headers={"content-type": "application/json"})
         assert r.status_code == 422, r.text
         assert r.json()["detail"][0]["loc"] == ["body", "goal"] and r.json()["detail"][0]["input"] == "inf"
+
+
+def test_a_client_address_counts_only_when_vouched_for_with_the_platform_key() -> None:
+    key = "k" * 32
+    vouched = vouch_for_client(key, "203.0.113.7")
+    assert client_address(vouched, "127.0.0.1", key) == "203.0.113.7"
+    assert client_address(vouched, "127.0.0.1", "another-key-" + "x" * 20) == "127.0.0.1"
+    assert client_address({**vouched, "X-Alliance-Client": "198.51.100.1"}, "127.0.0.1", key) == "127.0.0.1"
+    assert client_address({}, None, key) == "unknown"
