@@ -30,7 +30,7 @@ DETECTION_PORT, BARE_PORT = 18290, 18291
 DB = "bench_detection"
 
 
-def _start(module: str, port: int, env: dict[str, str]) -> subprocess.Popen[bytes]:
+def start_service(module: str, port: int, env: dict[str, str]) -> subprocess.Popen[bytes]:
     log = ROOT / ".run" / "logs" / f"bench-{port}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     return subprocess.Popen(
@@ -55,7 +55,7 @@ def _start(module: str, port: int, env: dict[str, str]) -> subprocess.Popen[byte
     )
 
 
-async def _wait(session: aiohttp.ClientSession, url: str, path: str, within: float = 90) -> None:
+async def wait_answering(session: aiohttp.ClientSession, url: str, path: str, within: float = 90) -> None:
     deadline = time.monotonic() + within
     while time.monotonic() < deadline:
         try:
@@ -68,7 +68,7 @@ async def _wait(session: aiohttp.ClientSession, url: str, path: str, within: flo
     raise SystemExit(f"{url} not ready within {within}s")
 
 
-async def _setup(session: aiohttp.ClientSession, url: str) -> str:
+async def register_terminal(session: aiohttp.ClientSession, url: str) -> str:
     admin = {"Authorization": "Bearer " + issue_token(Principal("bench", Role.ADMIN), DEV_PLATFORM_TOKEN_KEY)}
     office = {"office_id": "bench-93", "name": "Bureau de bench", "commune_insee": "93066", "qpv": True}
     async with session.put(f"{url}/v1/offices/bench-93", json=office, headers=admin) as r:
@@ -132,15 +132,15 @@ async def _run(seconds: float, concurrency: int) -> None:
         "LOG_LEVEL": "WARNING",
     }
     procs = [
-        _start("services.detection.main:app", DETECTION_PORT, env),
-        _start("bench.detection_bare:app", BARE_PORT, env),
+        start_service("services.detection.main:app", DETECTION_PORT, env),
+        start_service("bench.detection_bare:app", BARE_PORT, env),
     ]
     detection, bare = f"http://127.0.0.1:{DETECTION_PORT}", f"http://127.0.0.1:{BARE_PORT}"
     try:
         async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency * 2)) as session:
-            await _wait(session, detection, "/readyz")
-            await _wait(session, bare, "/healthz")
-            token = await _setup(session, detection)
+            await wait_answering(session, detection, "/readyz")
+            await wait_answering(session, bare, "/healthz")
+            token = await register_terminal(session, detection)
             await _phase(session, detection, token, 100, 2, concurrency)  # warm-up
             rows = []
             for label, batch in (("batches of 100", 100), ("one by one", 1)):

@@ -54,7 +54,9 @@ async def token(request: Request, store: StoreDep) -> TokenPublic:
 
 @router.get("/auth/me", response_model=UserPublic)
 async def me(principal: PrincipalDep) -> UserPublic:
-    return UserPublic(id=principal.subject, role=principal.role, partner_id=principal.partner_id)
+    return UserPublic(
+        id=principal.subject, role=principal.role, partner_id=principal.partner_id, adviser_id=principal.adviser_id
+    )
 
 
 @router.post("/users", status_code=201, response_model=UserPublic)
@@ -62,4 +64,6 @@ async def create_user(body: UserCreate, store: StoreDep, _: Admin) -> UserPublic
     if body.partner_id and await store.partners.get(body.partner_id) is None:
         raise Invalid(f"no partner {body.partner_id}")
     doc = await auth.create_user(store, body)
-    return UserPublic(id=doc["user_id"], role=doc["role"], partner_id=doc["partner_id"])
+    return UserPublic(
+        id=doc["user_id"], role=doc["role"], partner_id=doc["partner_id"], adviser_id=doc.get("adviser_id")
+    )

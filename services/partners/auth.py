@@ -44,13 +44,16 @@ def user_key(username: str) -> str:
     return f"user:{username.lower()}"
 
 
-def _state(username: str, role: Role, partner_id: str | None, user_id: str, password_hash: str) -> dict[str, Any]:
+def _state(
+    username: str, role: Role, partner_id: str | None, user_id: str, password_hash: str, adviser_id: str | None = None
+) -> dict[str, Any]:
     return {
         "user_id": user_id,
         "username": username.lower(),
         "password_hash": password_hash,
         "role": role.value,
         "partner_id": partner_id,
+        "adviser_id": adviser_id,
         "active": True,
         "created_at": datetime.now(UTC),
     }
@@ -59,7 +62,7 @@ def _state(username: str, role: Role, partner_id: str | None, user_id: str, pass
 async def create_user(store: Store, cmd: UserCreate) -> dict[str, Any]:
     """A new user (Conflict if the username is taken); returns its record."""
     user_id = f"u-{uuid.uuid4()}"
-    state = _state(cmd.username, cmd.role, cmd.partner_id, user_id, await hash_password(cmd.password))
+    state = _state(cmd.username, cmd.role, cmd.partner_id, user_id, await hash_password(cmd.password), cmd.adviser_id)
     try:
         version = await store.users.create(user_key(cmd.username), Change(state))
     except DuplicateKey:
@@ -84,7 +87,7 @@ async def authenticate(store: Store, username: str, password: str) -> Principal 
             return Change({**current.state, "password_hash": new})
 
         await store.users.change(user_key(username), rehash, what="user")
-    return Principal(user["user_id"], Role(user["role"]), user.get("partner_id"))
+    return Principal(user["user_id"], Role(user["role"]), user.get("partner_id"), user.get("adviser_id"))
 
 
 async def ensure_bootstrap_admin(store: Store, username: str, password: str) -> None:

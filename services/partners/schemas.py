@@ -259,15 +259,25 @@ class UserCreate(Strict):
     password: str = Field(min_length=12, max_length=200)
     role: Role
     partner_id: str | None = None
+    adviser_id: str | None = Field(
+        None,
+        min_length=1,
+        max_length=64,
+        pattern=r"^[A-Za-z0-9._:-]+$",
+        description="advisers only: their facilitator id in the workshops registry (their sessions and "
+        "accompaniments are theirs)",
+    )
 
     @model_validator(mode="after")
-    def _partner_binding(self):  # type: ignore[no-untyped-def]
+    def _binding(self):  # type: ignore[no-untyped-def]
         if self.role == Role.PARTNER and not self.partner_id:
             raise ValueError("a partner user must be bound to a partner_id")
         if self.role != Role.PARTNER and self.partner_id:
             raise ValueError("only partner users are bound to a partner")
-        if self.role == Role.ADVISER:
-            raise ValueError("adviser accounts are not managed here yet")
+        if self.role == Role.ADVISER and not self.adviser_id:
+            raise ValueError("an adviser user must be bound to an adviser_id (their facilitator id)")
+        if self.role != Role.ADVISER and self.adviser_id:
+            raise ValueError("only adviser users are bound to an adviser_id")
         return self
 
 
@@ -275,6 +285,7 @@ class UserPublic(BaseModel):
     id: str
     role: Role
     partner_id: str | None = None
+    adviser_id: str | None = None
     active: bool = True
 
 

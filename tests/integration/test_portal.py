@@ -569,3 +569,47 @@ def test_a_cancelled_seat_goes_to_the_first_waiting_and_a_workshop_can_be_cancel
     expect(page.locator("#inscription")).to_have_count(0)  # no more registrations nor attendance
     check_page(page, "workshop-cancelled")
     page.context.close()
+
+
+# --- an adviser (conseiller numérique) -----------------------------------------------------------------------
+
+
+def test_an_adviser_signs_in_and_sees_their_own_sessions_only(world: World, browser: Any) -> None:
+    """An adviser account is bound to the adviser's facilitator id: the portal shows their sessions, not a
+    colleague's, through the same authorisation as the workshops API."""
+    mine, theirs = f"cn-mine-{world.run}", f"cn-theirs-{world.run}"
+    for facilitator in (mine, theirs):
+        body = {"facilitator_id": facilitator, "kind": "adviser", "departement": "93", "deployed_on": f"{YEAR}-01-02"}
+        r = world.workshops.http.post("/v1/facilitators", json=body, headers=world.admin)
+        assert r.status_code == 201, r.text
+    themes = {mine: "online_banking", theirs: "online_safety"}
+    for n, (facilitator, theme) in enumerate(themes.items()):
+        body = {
+            "workshop_id": f"ws-cn-{n}-{world.run}",
+            "theme": theme,
+            "venue_id": world.venue_id,
+            "facilitator_id": facilitator,
+            "starts_local": f"{YEAR + 1}-03-1{n}T14:00",
+            "capacity": 8,
+        }
+        r = world.workshops.http.post("/v1/workshops", json=body, headers=world.admin)
+        assert r.status_code == 201, r.text
+    username, password = f"cn-{world.run}", secrets.token_urlsafe(16)
+    refused = {"username": username, "password": password, "role": "adviser"}
+    r = world.partners.http.post("/v1/users", json=refused, headers=world.admin)
+    assert r.status_code == 422 and "adviser_id" in r.text, r.text  # an adviser account names its adviser
+    r = world.partners.http.post("/v1/users", json=refused | {"adviser_id": mine}, headers=world.admin)
+    assert r.status_code == 201 and r.json()["adviser_id"] == mine, r.text
+
+    page = new_page(browser)
+    sign_in(page, world.portal, username, password)
+    expect(page.get_by_role("heading", name="Mes séances et accompagnements")).to_be_visible()
+    sessions = page.get_by_role("table").first
+    expect(sessions).to_contain_text("Banque en ligne")
+    expect(sessions).not_to_contain_text("Sécurité en ligne")
+    check_page(page, "adviser-home")
+    page.context.close()
+    # The API says the same: the adviser's token reads their session and not the colleague's.
+    token = world.sign_in(username, password)
+    listed = world.workshops.http.get("/v1/workshops", params={"limit": 1000}, headers=token).json()
+    assert {w["facilitator_id"] for w in listed} == {mine}
