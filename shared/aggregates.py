@@ -318,12 +318,18 @@ class Aggregates:
             return True
         return not await self.outbox.notes_of(version.id)
 
-    async def republish(self, version: Version) -> bool:
+    async def republish(self, version: Version, settle_s: float = 1.0) -> bool:
         """A retried command found its change already stored: make sure that change's events went out (its
-        writer may have died before publishing)."""
+        writer may have died before publishing). A note still standing most often means its writer is
+        publishing right now (a race between two writers): it gets `settle_s` to finish before the events are
+        sent again, so that they go out once."""
         if not version.events:
             return True
         notes = await self.outbox.notes_of(version.id)
+        deadline = time.monotonic() + settle_s
+        while notes and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+            notes = await self.outbox.notes_of(version.id)
         if not notes:
             return True
         return await self.outbox.publish(notes, version.events)
