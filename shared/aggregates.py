@@ -318,18 +318,25 @@ class Aggregates:
             return True
         return not await self.outbox.notes_of(version.id)
 
+    async def settled(self, version: Version, settle_s: float = 1.0) -> bool:
+        """Whether this version's events are on Kafka, for a command that found its change already stored. A
+        note still standing most often means its writer is publishing right now (two writers raced): it gets
+        `settle_s` to finish, so that the retry answers as the first did and the events go out once."""
+        if not version.events or version.sent:
+            return True
+        deadline = time.monotonic() + settle_s
+        while await self.outbox.notes_of(version.id):
+            if time.monotonic() >= deadline:
+                return False
+            await asyncio.sleep(0.02)
+        return True
+
     async def republish(self, version: Version, settle_s: float = 1.0) -> bool:
         """A retried command found its change already stored: make sure that change's events went out (its
-        writer may have died before publishing). A note still standing most often means its writer is
-        publishing right now (a race between two writers): it gets `settle_s` to finish before the events are
-        sent again, so that they go out once."""
-        if not version.events:
+        writer may have died before publishing), once its writer had `settle_s` to publish them itself."""
+        if await self.settled(version, settle_s):
             return True
         notes = await self.outbox.notes_of(version.id)
-        deadline = time.monotonic() + settle_s
-        while notes and time.monotonic() < deadline:
-            await asyncio.sleep(0.02)
-            notes = await self.outbox.notes_of(version.id)
         if not notes:
             return True
         return await self.outbox.publish(notes, version.events)

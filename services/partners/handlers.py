@@ -92,7 +92,7 @@ async def _stored(series: Aggregates, version: Version, changed: bool) -> Result
     """The result of a `change`: a new version, or the current one when the command was already done."""
     if changed:
         return _result("changed", version.head(), published=await series.published(version))
-    published = await series.published(version)
+    published = await series.settled(version)
     if not published and series.outbox.clock() - version.at >= RELAY_GRACE:
         # A retry of a command whose writer never published (it died): publish now rather than wait for the
         # relay. A younger note belongs to a writer that is publishing it at this moment.
@@ -362,7 +362,7 @@ async def create_mission(store: Store, partner: dict[str, Any], cmd: MissionCrea
     if not (same and all(existing.state.get(k) == v for k, v in fields.items())):
         raise Conflict(f"external_ref {cmd.external_ref} is already used by another mission")
     first = (await store.missions.history(mid))[0]  # the announcement's own event
-    published = await store.missions.published(first)
+    published = await store.missions.settled(first)
     if not published and store.outbox.clock() - first.at >= RELAY_GRACE:
         published = await store.missions.republish(first)
     return _result("duplicate", existing.head(), published=published)

@@ -110,7 +110,7 @@ async def duplicate_of(series: Aggregates, record_id: str, change: Change, compa
     if any(existing.state.get(k) != change.state.get(k) for k in compare):
         raise Conflict(f"{what} {record_id} was already recorded with other details")
     # Later versions (a retraction) carry their own events; version 1's went out with it or by the relay.
-    published = await series.republish(existing) if existing.number == 1 else await series.published(existing)
+    published = await series.republish(existing) if existing.number == 1 else await series.settled(existing)
     return Result("duplicate", record_id, existing.head(), ids_of(change.events), published)
 
 

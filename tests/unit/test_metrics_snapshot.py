@@ -1,0 +1,34 @@
+"""Counters saved at a clean stop: read back whole, once, and never half written."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from services.metrics import snapshot
+from services.metrics.domain import Ledger
+from tests import samples
+
+pytestmark = pytest.mark.unit
+
+
+def test_saved_counters_come_back_equal_once_then_the_file_is_gone(tmp_path: Path) -> None:
+    ledger = Ledger()
+    for n in range(20):
+        ledger.add(samples.attended(samples.ref(f"saved-{n}")))
+    path = tmp_path / "app.counters-at-stop.json"
+    snapshot.save(path, ledger.counters, keys=20, stored={"workshops.events|0": 42})
+    saved = snapshot.take(path)
+    assert saved is not None and not path.exists()
+    assert saved.counters.snapshot() == ledger.counters.snapshot() and saved.counters.snapshot()
+    assert (saved.keys, saved.stored) == (20, {"workshops.events|0": 42})
+    assert snapshot.take(path) is None  # valid for one start only
+
+
+def test_an_unreadable_file_is_ignored_and_removed(tmp_path: Path) -> None:
+    path = tmp_path / "app.counters-at-stop.json"
+    path.write_bytes(b'{"format": 1, "cells": [')
+    assert snapshot.take(path) is None and not path.exists()
+    path.write_bytes(b'{"format": 99}')
+    assert snapshot.take(path) is None
