@@ -11,6 +11,7 @@ from services.metrics.exports import SECRET_THRESHOLD, export_rows, secret_cells
 from services.metrics.goals import GoalBook, region_territory
 from services.metrics.progress import PARIS, elapsed_share
 from shared import geo
+from shared.french import MONTHS
 
 __all__ = [
     "BadQuery",
@@ -373,22 +374,6 @@ def partners(
     }
 
 
-MONTH_NAMES = (
-    "janvier",
-    "février",
-    "mars",
-    "avril",
-    "mai",
-    "juin",
-    "juillet",
-    "août",
-    "septembre",
-    "octobre",
-    "novembre",
-    "décembre",
-)
-
-
 def partner_months(counters: Counters, partner_id: str, year: int) -> dict[str, Any]:
     """One partner's figures for the year month by month (in the local time of each fact's venue) and in total.
 
@@ -399,7 +384,7 @@ def partner_months(counters: Counters, partner_id: str, year: int) -> dict[str, 
     months = [
         {
             "month": f"{year}-{m:02d}",
-            "label": f"{MONTH_NAMES[m - 1]} {year}",
+            "label": f"{MONTHS[m - 1]} {year}",
             **{i: by_month[i].get(f"{m:02d}", 0) for i in PARTNER_INDICATORS},
         }
         for m in range(1, 13)

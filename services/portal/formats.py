@@ -6,22 +6,10 @@ from datetime import UTC, date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from shared.french import MONTHS
+
 __all__ = ["MONTHS", "as_date", "french_date", "french_time", "french_datetime", "french_number", "FILTERS"]
 
-MONTHS = (
-    "janvier",
-    "février",
-    "mars",
-    "avril",
-    "mai",
-    "juin",
-    "juillet",
-    "août",
-    "septembre",
-    "octobre",
-    "novembre",
-    "décembre",
-)
 NNBSP = "\u202f"  # the narrow no-break space French puts between thousands
 
 
