@@ -1,12 +1,21 @@
-"""Soak the metrics worker: publish help and detection events while killing it with kill -9, then check it.
+"""Soak the metrics workers: publish help and detection events while killing them with kill -9, then check.
 
-    python -m scripts.soak_metrics [--people 50000] [--kills 20] [--rate 400]
+    python -m scripts.soak_metrics [--people 50000] [--kills 20] [--rate 400] [--workers 2] [--kill-broker]
 
-A worker with a consumer group, changelog and data directory of its own (so it starts from an empty state)
-is killed at random moments: in mid-stream, right after a restart while it catches up, and during its
-start-up. It is restarted each time. At the end its counters must equal the counting rules applied to what
-was published, and a rebuild from the log (services.metrics.replay): 0 lost, 0 doubled. Needs the local stack
-(`make run` or deploy/local/stack.sh up); prints the kill count and the figures, exit status 0 when exact.
+A metrics API and its workers, with a consumer group, changelog and data directories of their own (so they start
+from an empty state): one worker at a time is killed at random moments (in mid-stream, right after a restart
+while it catches up, during its start-up) and restarted. At the end the API's counters (the sum of the
+workers' partials) must equal the counting rules applied to what was published, and a rebuild from the log
+(services.metrics.replay): 0 lost, 0 doubled. Needs the local stack (`make run` or deploy/local/stack.sh up);
+prints the kill count and the figures, exit status 0 when exact.
+
+`--kill-broker` also kills the broker with kill -9 once, halfway through, and starts it again with
+deploy/local/stack.sh. Use it with a stack of the soak's own, never one that others use:
+
+    export DATA_DIR=/tmp/soak/data RUN_DIR=/tmp/soak/run KAFKA_PORT=19470 KAFKA_CONTROLLER_PORT=19471 \
+        FERRETDB_PORT=19472 KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:19470 \
+        MONGODB_URI='mongodb://127.0.0.1:19472/?directConnection=true'
+    deploy/local/stack.sh up && python -m scripts.soak_metrics --people 50000 --kills 20 --kill-broker
 """
 
 from __future__ import annotations
@@ -15,6 +24,7 @@ import argparse
 import os
 import random
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -33,7 +43,7 @@ from shared import events as ev
 from shared.serde import encode
 from shared.topics import topic_for
 from tests import samples
-from tests.conftest import KAFKA, ROOT, Service, start_service, stop_service, wait_ready
+from tests.conftest import KAFKA, ROOT, Service, start_metrics_worker, start_service, stop_service, wait_ready
 
 __all__ = ["soak_events", "expected_totals", "Publisher", "Soak", "SoakResult", "main"]
 
@@ -144,6 +154,7 @@ class SoakResult:
     published: int
     distinct: int
     kills_catching_up: int  # kills of a restarted worker that still had a lag to catch up
+    broker_kills: int
     expected: dict[str, int]
     live_totals: dict[str, int]
     lost: int  # counted units missing from the worker's cells, over every cell of the soak's years
@@ -165,7 +176,8 @@ class SoakResult:
 
 
 class Soak:
-    """One soak run: a worker of its own on `port`, killed at least `min_kills` times while events arrive."""
+    """One soak run: a metrics API of its own on `port` and `workers` workers, one of them killed at random at
+    least `min_kills` times while events arrive; the final figures are read through the API (the partials)."""
 
     def __init__(
         self,
@@ -177,8 +189,11 @@ class Soak:
         year: int,
         seed: int,
         data_dir: Path,
+        workers: int = 2,
+        kill_broker: bool = False,
         say: Callable[[str], None] = print,
     ) -> None:
+        self.workers, self.kill_broker = workers, kill_broker
         self.people, self.min_kills, self.rate, self.port, self.year = people, min_kills, rate, port, year
         self.rng = random.Random(seed)
         self.seed = seed
@@ -190,13 +205,23 @@ class Soak:
             "METRICS_SESSION_TIMEOUT": "6",
         }
 
-    def _start(self) -> Service:
-        return start_service("metrics", self.port, self.env)
+    def _start(self, n: int) -> Service:
+        return start_metrics_worker(self.port, n, self.env)
 
     def _kill(self, svc: Service) -> None:
         os.killpg(svc.proc.pid, signal.SIGKILL)
         svc.proc.wait()
         svc.http.close()
+
+    def _kill_broker(self) -> None:
+        """kill -9 the broker of this stack (its pid file under RUN_DIR), then start it again with the stack script."""
+        run_dir = Path(os.environ.get("RUN_DIR", ROOT / ".run"))
+        pid = int((run_dir / "pids" / "kafka.pid").read_text().split()[0])
+        os.kill(pid, signal.SIGKILL)
+        while Path(f"/proc/{pid}").exists():
+            time.sleep(0.1)
+        time.sleep(self.rng.uniform(2.0, 8.0))
+        subprocess.run([str(ROOT / "deploy/local/stack.sh"), "up"], check=True, timeout=240, stdout=subprocess.DEVNULL)
 
     def _lag(self, svc: Service) -> int:
         try:
@@ -213,12 +238,23 @@ class Soak:
         baseline = Counter(year_cells(before.snapshot(), years))
         events = soak_events(self.people, self.year, self.seed)
         publisher = Publisher(events, self.rate)
-        kills = catching_up = 0
-        svc = self._start()
+        kills = catching_up = broker_kills = 0
+        api = start_service("metrics", self.port, self.env)
+        workers = {n: self._start(n) for n in range(1, self.workers + 1)}
         try:
-            wait_ready(svc, timeout=120)
+            wait_ready(api, timeout=120)
             publisher.start()
             while kills < self.min_kills or publisher.is_alive():
+                if self.kill_broker and not broker_kills and publisher.sent >= len(events) // 2:
+                    self.say(f"killing the broker; {publisher.sent}/{len(events)} events published")
+                    self._kill_broker()
+                    broker_kills += 1
+                    for m, svc in list(workers.items()):  # a worker that gave up on the broker is started again
+                        if not svc.alive():
+                            self.say(f"worker {m} exited while the broker was away: started again")
+                            workers[m] = self._start(m)
+                n = self.rng.choice(sorted(workers))
+                svc = workers[n]
                 mode = kills % 3
                 if mode == 2:
                     # During start-up: recovering the changelog, joining the group or seeking.
@@ -237,16 +273,19 @@ class Soak:
                         what = f"mid-stream (lag {self._lag(svc)})"
                 self._kill(svc)
                 kills += 1
-                self.say(f"kill {kills} {what}; {publisher.sent}/{len(events)} events published")
-                svc = self._start()
+                self.say(f"kill {kills}: worker {n} {what}; {publisher.sent}/{len(events)} events published")
+                workers[n] = self._start(n)
             publisher.join()
-            wait_ready(svc, timeout=120)
+            for svc in workers.values():
+                wait_ready(svc, timeout=120)
             until = replay.end_offsets(KAFKA)
-            if not replay.wait_applied(svc.url, until, timeout=600):
-                raise AssertionError("the restarted worker did not apply the whole log within 600 s")
-            live = year_cells(svc.http.get("/v1/snapshot").json()["cells"], years)
+            if not replay.wait_applied(api.url, until, timeout=600):
+                raise AssertionError("the workers' partials did not reach the end of the log within 600 s")
+            live = year_cells(api.http.get("/v1/snapshot").json()["cells"], years)
         finally:
-            stop_service(svc)
+            for svc in workers.values():
+                stop_service(svc)
+            stop_service(api)
         rules = domain.Ledger()
         for e in events:
             rules.add(e)
@@ -261,6 +300,7 @@ class Soak:
             published=publisher.sent - len(publisher.failures),
             distinct=len({e.id for e in events}),
             kills_catching_up=catching_up,
+            broker_kills=broker_kills,
             expected=expected,
             live_totals={k: live.get(f"{k}|{self.year}||", 0) for k in expected},
             lost=sum(max(0, by_rules.get(c, 0) - live.get(c, 0)) for c in cells),
@@ -273,7 +313,8 @@ class Soak:
 
 def report(result: SoakResult) -> str:
     lines = [
-        f"kills: {result.kills} (of which {result.kills_catching_up} while catching up after a restart)",
+        f"kills: {result.kills} (of which {result.kills_catching_up} while catching up after a restart); "
+        f"broker killed {result.broker_kills} time(s)",
         f"events published: {result.published} ({result.distinct} distinct) in {result.seconds:.0f} s",
         f"lost: {result.lost}  doubled: {result.doubled}",
     ]
@@ -289,6 +330,8 @@ def main(argv: Iterable[str] | None = None) -> int:
     parser.add_argument("--people", type=int, default=50_000, help="persons (about 2 events each)")
     parser.add_argument("--kills", type=int, default=20, help="at least this many kill -9")
     parser.add_argument("--rate", type=float, default=400.0, help="events published per second")
+    parser.add_argument("--workers", type=int, default=2, help="metrics workers (one killed at a time)")
+    parser.add_argument("--kill-broker", action="store_true", help="kill -9 the broker once (a private stack only)")
     parser.add_argument("--port", type=int, default=18_990)
     parser.add_argument("--year", type=int, default=2043)
     parser.add_argument("--seed", type=int, default=1)
@@ -302,6 +345,8 @@ def main(argv: Iterable[str] | None = None) -> int:
         year=args.year,
         seed=args.seed,
         data_dir=data_dir,
+        workers=args.workers,
+        kill_broker=args.kill_broker,
         say=lambda line: print(line, file=sys.stderr, flush=True),
     ).run()
     print(report(result))

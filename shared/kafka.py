@@ -17,7 +17,7 @@ from kafka.errors import TopicAlreadyExistsError
 
 from shared.events import Envelope
 from shared.serde import InvalidEvent, decode, encode
-from shared.topics import ALL_TOPICS, DEAD_LETTER, Topic, topic_for
+from shared.topics import ALL_TOPICS, DEAD_LETTER, EVENT_TOPICS, Topic, topic_for
 
 __all__ = ["ensure_topics", "Publisher", "PublishError", "dead_letter_value", "DeadLetteringConsumer"]
 
@@ -46,6 +46,20 @@ def ensure_topics(bootstrap: str, topics: Iterable[Topic] = ALL_TOPICS) -> None:
             admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, t.name, configs=t.configs) for t in present])
     finally:
         admin.close()
+
+
+def event_partitions(bootstrap: str) -> int:
+    """The partition count the event topics share on this broker (created with `PARTITIONS`, or earlier with
+    another count, which they keep); an error when they differ, since people would not meet in one partition."""
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="alliance-admin")
+    try:
+        described = admin.describe_topics([t.name for t in EVENT_TOPICS])
+    finally:
+        admin.close()
+    counts = {d["name"]: len(d["partitions"]) for d in described}
+    if len(set(counts.values())) != 1 or 0 in counts.values():
+        raise RuntimeError(f"the event topics must share one partition count (co-partitioned), found {counts}")
+    return next(iter(counts.values()))
 
 
 class PublishError(RuntimeError):

@@ -17,8 +17,10 @@ __all__ = [
 ]
 
 # One partition count for every event topic: person-keyed topics must be co-partitioned so that one
-# person's detections and help meet in the same partition of the metrics worker.
-PARTITIONS = 3
+# person's detections and help meet in the same partition of one metrics worker. Twelve lets up to twelve
+# workers share the load. Topics that already exist keep their count (see the README: moving keyed events to
+# more partitions would split people across them).
+PARTITIONS = 12
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,10 +29,16 @@ class Topic:
     partitions: int = PARTITIONS
     # Event topics are the system of record for replay: they are never deleted by age.
     retention_ms: int = -1
+    # A compacted topic keeps the latest record of each key (the metrics partials).
+    compacted: bool = False
 
     @property
     def configs(self) -> dict[str, str]:
-        return {"retention.ms": str(self.retention_ms), "min.insync.replicas": "1"}
+        configs = {"retention.ms": str(self.retention_ms), "min.insync.replicas": "1"}
+        if self.compacted:
+            # Segments roll every 10 minutes so that compaction, which never touches the open one, keeps up.
+            configs |= {"cleanup.policy": "compact", "segment.ms": str(600_000), "min.cleanable.dirty.ratio": "0.1"}
+        return configs
 
 
 PARTNERS = Topic("partners.events")  # keyed by partnership or mission id

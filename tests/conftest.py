@@ -103,22 +103,27 @@ class Service:
         self.name, self.port, self.proc, self.log = name, port, proc, log
         self.url = f"http://127.0.0.1:{port}"
         self.http = httpx.Client(base_url=self.url, timeout=10)
+        self.workers: list[Service] = []  # the metrics API's workers, stopped with it
 
     def alive(self) -> bool:
         return self.proc.poll() is None
 
 
-def start_service(name: str, port: int, extra_env: dict[str, str] | None = None) -> Service:
+WORKER_APP = "services.metrics.worker:app"
+
+
+def start_service(name: str, port: int, extra_env: dict[str, str] | None = None, *, app: str | None = None) -> Service:
     log_dir = ROOT / ".run" / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
-    log = log_dir / f"test{SUFFIX}-{name}.log"
+    label = name if app is None else f"{name}-worker-{(extra_env or {}).get('METRICS_WORKER_ID', '1')}"
+    log = log_dir / f"test{SUFFIX}-{label}.log"
     env = {**os.environ, **TEST_ENV, **(extra_env or {})}
     proc = subprocess.Popen(
         [
             sys.executable,
             "-m",
             "uvicorn",
-            f"services.{name}.main:app",
+            app or f"services.{name}.main:app",
             "--host",
             "127.0.0.1",
             "--port",
@@ -134,6 +139,24 @@ def start_service(name: str, port: int, extra_env: dict[str, str] | None = None)
     return Service(name, port, proc, log)
 
 
+def worker_port(api_port: int, n: int) -> int:
+    """Where the n-th (1, 2 …) worker of a test metrics API on `api_port` listens."""
+    return api_port + 9000 + 1000 * n
+
+
+def start_metrics_worker(api_port: int, n: int, extra_env: dict[str, str] | None = None) -> Service:
+    env = {**(extra_env or {}), "METRICS_WORKER_ID": str(n)}
+    return start_service("metrics", worker_port(api_port, n), env, app=WORKER_APP)
+
+
+def start_metrics(port: int, extra_env: dict[str, str] | None = None, *, workers: int = 1) -> Service:
+    """The metrics API on `port` and its workers (`.workers`), as `make run` starts them: the API is ready once
+    every source partition's partial has been read."""
+    svc = start_service("metrics", port, extra_env)
+    svc.workers = [start_metrics_worker(port, n, extra_env) for n in range(1, workers + 1)]
+    return svc
+
+
 def wait_ready(svc: Service, timeout: float = 90) -> None:
     def ready() -> bool:
         if not svc.alive():
@@ -146,16 +169,18 @@ def wait_ready(svc: Service, timeout: float = 90) -> None:
     wait_until(ready, timeout, f"{svc.name} to be ready", interval=0.3)
 
 
-def wait_metrics_caught_up(app_id: str, timeout: float = 600) -> None:
-    """The metrics worker has consumed everything already on the event topics (a fresh consumer group
-    starts from the beginning of the log), so tests see their own events counted promptly."""
-    from services.metrics.replay import end_offsets, wait_caught_up
+def wait_metrics_caught_up(svc: Service, timeout: float = 600) -> None:
+    """The metrics workers have applied everything already on the event topics (a fresh consumer group starts
+    from the beginning of the log), as the API's partials say, so tests see their own events counted promptly."""
+    from services.metrics.replay import end_offsets, wait_applied
 
-    if not wait_caught_up(KAFKA, app_id, end_offsets(KAFKA), timeout):
-        pytest.fail(f"the metrics worker {app_id} did not catch up with the log within {timeout}s")
+    if not wait_applied(svc.url, end_offsets(KAFKA), timeout):
+        pytest.fail(f"the metrics workers behind {svc.url} did not catch up with the log within {timeout}s")
 
 
 def stop_service(svc: Service, sig: int = 15) -> None:
+    for worker in svc.workers:
+        stop_service(worker, sig)
     if svc.alive():
         os.killpg(svc.proc.pid, sig)
         try:
@@ -168,11 +193,14 @@ def stop_service(svc: Service, sig: int = 15) -> None:
 
 @pytest.fixture(scope="session")
 def services(stack: None) -> Iterator[dict[str, Service]]:
-    started = {name: start_service(name, port) for name, port in TEST_PORTS.items()}
+    started = {
+        name: start_metrics(port) if name == "metrics" else start_service(name, port)
+        for name, port in TEST_PORTS.items()
+    }
     try:
         for svc in started.values():
             wait_ready(svc)
-        wait_metrics_caught_up(TEST_ENV["METRICS_APP_ID"])
+        wait_metrics_caught_up(started["metrics"])
         yield started
     finally:
         for svc in started.values():

@@ -1,18 +1,27 @@
 #!/usr/bin/env bash
-# Start or stop the Python services (four APIs and the partner portal, uvicorn), each in the background with its
-# pid recorded.
+# Start or stop the Python services (four APIs, the metrics workers and the partner portal, uvicorn), each in the
+# background with its pid recorded.
 #   services.sh up | down | status | demo | simulate
-# Ports: PARTNERS_PORT (8001), WORKSHOPS_PORT (8002), DETECTION_PORT (8003), METRICS_PORT (8004), PORTAL_PORT (8005).
+# Ports: PARTNERS_PORT (8001), WORKSHOPS_PORT (8002), DETECTION_PORT (8003), METRICS_PORT (8004), PORTAL_PORT (8005);
+# METRICS_WORKERS metrics workers (2 by default), worker n on METRICS_WORKER_PORT_BASE + n (8010 + n).
 set -euo pipefail
 # shellcheck source=deploy/local/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 PY="$ROOT/.venv/bin/python"
-SERVICES=(partners workshops detection metrics portal)
 declare -A PORTS=(
   [partners]="${PARTNERS_PORT:-8001}" [workshops]="${WORKSHOPS_PORT:-8002}"
   [detection]="${DETECTION_PORT:-8003}" [metrics]="${METRICS_PORT:-8004}" [portal]="${PORTAL_PORT:-8005}"
 )
+# The metrics workers count (each owns some partitions of the event topics); the metrics API sums what they publish.
+declare -A APPS=()
+WORKERS=()
+for ((n = 1; n <= ${METRICS_WORKERS:-2}; n++)); do
+  WORKERS+=("metrics-worker-$n")
+  PORTS[metrics-worker-$n]=$((${METRICS_WORKER_PORT_BASE:-8010} + n))
+  APPS[metrics-worker-$n]="services.metrics.worker:app"
+done
+SERVICES=(partners workshops detection "${WORKERS[@]}" metrics portal)
 # The portal calls the APIs over HTTP, wherever they listen.
 export PORTAL_PORT="${PORTS[portal]}"
 export PORTAL_PARTNERS_URL="${PORTAL_PARTNERS_URL:-http://127.0.0.1:${PORTS[partners]}}"
@@ -30,7 +39,7 @@ DETECTION_URL="http://127.0.0.1:${PORTS[detection]}"
 # it gets METRICS_START_TIMEOUT seconds (default 600) and its progress is shown every 15 s.
 wait_healthy() {
   local name="$1" port="$2" limit=90 shown=$SECONDS
-  [[ "$name" == svc-metrics ]] && limit="${METRICS_START_TIMEOUT:-600}"
+  [[ "$name" == svc-metrics-worker-* ]] && limit="${METRICS_START_TIMEOUT:-600}"
   local deadline=$((SECONDS + limit))
   while ! "$PY" - "$port" <<'PYEOF' 2>/dev/null; do
 import sys, urllib.request
@@ -63,8 +72,10 @@ up() {
   for name in "${SERVICES[@]}"; do
     local port="${PORTS[$name]}"
     ensure_port_free "svc-$name" "$port"
-    (cd "$ROOT" && proc_start "svc-$name" "$LOG_DIR/$name.log" \
-      "$PY" -m uvicorn "services.$name.main:app" --host 127.0.0.1 --port "$port" --no-access-log)
+    local worker_id=1
+    [[ "$name" == metrics-worker-* ]] && worker_id="${name##*-}"
+    (cd "$ROOT" && METRICS_WORKER_ID="$worker_id" proc_start "svc-$name" "$LOG_DIR/$name.log" \
+      "$PY" -m uvicorn "${APPS[$name]:-services.$name.main:app}" --host 127.0.0.1 --port "$port" --no-access-log)
   done
   for name in "${SERVICES[@]}"; do
     wait_healthy "svc-$name" "${PORTS[$name]}"
@@ -155,6 +166,12 @@ down() {
   proc_stop demo-workshops
   proc_stop demo-portal
   for name in "${SERVICES[@]}"; do proc_stop "svc-$name"; done
+  # Workers started earlier with a larger METRICS_WORKERS.
+  local pid_file
+  for pid_file in "$PID_DIR"/svc-metrics-worker-*.pid; do
+    [[ -e "$pid_file" ]] && proc_stop "$(basename "$pid_file" .pid)"
+  done
+  return 0
 }
 
 status() {

@@ -25,15 +25,26 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import faust
+from aiokafka import AIOKafkaProducer
 from faust.types import TP
 from prometheus_client import Gauge
 
 from services.metrics import domain, snapshot
+from services.metrics.partials import (
+    PartitionCounters,
+    encode_group,
+    encode_position,
+    encode_spans,
+    merged,
+    partials_topic,
+    partition_of,
+    wall_clock_epoch,
+)
 from services.metrics.positions import ChangelogAcks, PositionedApp, Rewind, SourcePositions, is_position_key
 from services.metrics.settings import MetricsSettings
 from shared.kafka import dead_letter_value
 from shared.serde import InvalidEvent, decode_record
-from shared.topics import DEAD_LETTER, EVENT_TOPICS, PARTITIONS
+from shared.topics import DEAD_LETTER, EVENT_TOPICS
 
 __all__ = ["MetricsWorker"]
 
@@ -54,10 +65,18 @@ THROUGHPUT_SETTINGS: dict[str, Any] = {
 }
 
 
-class MetricsWorker:
-    """Builds the Faust app; `counters` is what the API reads."""
+HEARTBEAT_S = 5.0  # a partition's position record is published at least this often, changed or not
 
-    def __init__(self, settings: MetricsSettings, *, on_change: Callable[[], None] | None = None) -> None:
+
+class MetricsWorker:
+    """Builds the Faust app; each source partition it owns has its own counters (`ledgers`), published as that
+    partition's partial (partials.py) for the API instances to sum."""
+
+    def __init__(
+        self, settings: MetricsSettings, partitions: int, *, on_change: Callable[[], None] | None = None
+    ) -> None:
+        self.settings = settings
+        self.partitions = partitions
         self.dead_lettered = 0
         self.processed = 0
         self.recovered = False
@@ -68,16 +87,17 @@ class MetricsWorker:
         self.counters_from = "none"  # "saved" (at the last clean stop) or "table" (derived from every key)
         self._stored_at_recovery: dict[str, int] = {}
         self._on_change = on_change or (lambda: None)
-        datadir = settings.data_dir / settings.app_id
-        datadir.parent.mkdir(parents=True, exist_ok=True)
-        self.saved_path = datadir.parent / f"{settings.app_id}.counters-at-stop.json"
+        # Each worker has its own local store (RocksDB locks it) and its own counters saved at stop.
+        datadir = settings.data_dir / settings.app_id / f"worker-{settings.worker_id}"
+        datadir.mkdir(parents=True, exist_ok=True)
+        self.saved_path = settings.data_dir / f"{settings.app_id}.worker-{settings.worker_id}.counters-at-stop.json"
         self.persistent = settings.store == "rocksdb"
         self.app = PositionedApp(
             settings.app_id,
             broker=f"kafka://{settings.kafka_bootstrap_servers}",
             store="rocksdb://" if self.persistent else "memory://",
             datadir=str(datadir),
-            topic_partitions=PARTITIONS,
+            topic_partitions=partitions,
             topic_replication_factor=1,
             producer_acks=-1,
             web_enabled=False,
@@ -98,7 +118,7 @@ class MetricsWorker:
         )
         self.dead_letter = self.app.topic(DEAD_LETTER.name, key_serializer="raw", value_serializer="raw")
         # Keys and values both JSON (faust's default): the changelog is read back with the same codec.
-        self.states = self.app.Table("key_facts", default=None, partitions=PARTITIONS)
+        self.states = self.app.Table("key_facts", default=None, partitions=partitions)
         self.states.on_recover(self._rebuild)
         # With the persistent store each stored position waits for a flush of the changelog: fewer of them
         # (after a crash, at most `every` events per partition are applied again).
@@ -106,44 +126,85 @@ class MetricsWorker:
         self.app.position_table = self.states
         self.acks = ChangelogAcks(self.states)
         self._pending: dict[TP, deque[tuple[int, int]]] = {}  # positions due, with the writes sent until then
-        self.ledger = domain.Ledger(self.states)
-        self.counters = self.ledger.counters
+        self.ledgers: dict[int, domain.Ledger] = {}  # per source partition owned
+        self.epoch = 0  # when the counters were last derived: the epoch of the partials published since
+        self.partials = partials_topic(settings.app_id, partitions)
+        self._producer: AIOKafkaProducer | None = None
+        self._published: dict[int, tuple[dict[str, int], float]] = {}  # positions and time of the last publish
+        self.published_records = 0
         self.app.agent(self.source, name="count")(self._count)
         self.app.timer(2.0, name="metrics_health")(self._refresh_health)
+        self.app.task(self._publish_partials_for_ever)
+
+    def _ledger(self, partition: int) -> domain.Ledger:
+        ledger = self.ledgers.get(partition)
+        if ledger is None:
+            ledger = self.ledgers[partition] = domain.Ledger(self.states)
+            ledger.counters = PartitionCounters()
+        return ledger
+
+    @property
+    def counters(self) -> domain.Counters:
+        """The counters of every partition this worker owns, summed (its own /v1/snapshot)."""
+        return merged(ledger.counters for ledger in self.ledgers.values())
 
     async def _rebuild(self) -> None:
         started = time.monotonic()
         self.positions.forget()
         self._pending.clear()
         self._stored_at_recovery = self._table_positions()
+        owned = sorted({tp.partition for tp in self._assigned() if tp.topic in SOURCE_TOPICS})
+        self.ledgers = {}
+        self._published.clear()
         saved = snapshot.take(self.saved_path) if self._first_recovery else None
         self._first_recovery = False
-        if saved is not None and saved.stored == self._stored_at_recovery:
-            self.counters.cells, self.counters.partnerships = saved.counters.cells, saved.counters.partnerships
-            self.counters.version += 1
+        if saved is not None and saved.stored == self._stored_at_recovery and set(saved.parts) == set(owned):
+            for p, counters in saved.parts.items():
+                part = self._ledger(p).counters
+                part.cells, part.partnerships = counters.cells, counters.partnerships
+                part.reindex()
             self._keys = saved.keys
             self.counters_from = "saved"
-            self.recovered = True
-            self._on_change()
+            self._recovered()
             log.info("counters read as saved at the last clean stop", extra={"keys": saved.keys})
             return
         if saved is not None:
-            log.info("counters saved at stop no longer match the table's positions: deriving them again")
+            differ = {
+                k: (saved.stored.get(k), self._stored_at_recovery.get(k))
+                for k in saved.stored.keys() | self._stored_at_recovery.keys()
+                if saved.stored.get(k) != self._stored_at_recovery.get(k)
+            }
+            log.info(
+                "counters saved at stop no longer match the table: deriving them again",
+                extra={"positions_saved_vs_table": differ, "partitions_saved": sorted(saved.parts), "owned": owned},
+            )
         keys = 0
-
-        def states() -> Iterator[tuple[str, domain.State]]:
-            nonlocal keys
-            for k, v in self.states.items():
-                if v and not is_position_key(k):
-                    keys += 1
-                    yield k, domain.compact(v)
-
-        self.counters.rebuild(states())
+        for p in owned:
+            self._ledger(p)
+        for k, v in self._states():
+            part = self.ledgers.get(partition_of(k, self.partitions))
+            if part is not None:  # a memory store may still hold keys of partitions given to another worker
+                keys += 1
+                part.counters.replace(k, None, domain.compact(v))
+        for ledger in self.ledgers.values():
+            ledger.counters.everything_dirty()  # type: ignore[attr-defined]
         self._keys = keys
         self.counters_from = "table"
+        self._recovered()
+        log.info(
+            "counters rebuilt from table",
+            extra={"keys": keys, "partitions": owned, "seconds": round(time.monotonic() - started, 2)},
+        )
+
+    def _states(self) -> Iterator[tuple[str, domain.State]]:
+        for k, v in self.states.items():
+            if v and not is_position_key(k):
+                yield k, v
+
+    def _recovered(self) -> None:
+        self.epoch = wall_clock_epoch()  # a new epoch: every group is published again (partials.py)
         self.recovered = True
         self._on_change()
-        log.info("counters rebuilt from table", extra={"keys": keys, "seconds": round(time.monotonic() - started, 2)})
 
     async def _count(self, stream: faust.StreamT) -> None:
         async for event in stream.events():
@@ -167,12 +228,18 @@ class MetricsWorker:
             envelope = decode_record(event.message.key, event.value)
             if is_position_key(envelope.key):
                 raise InvalidEvent("the key is reserved for source positions")
+            home = partition_of(envelope.key, self.partitions)
+            if home != message.partition:
+                # Its partition's partial would count this key apart from its other events (partials.py).
+                raise InvalidEvent(
+                    f"key belongs to partition {home} (Kafka's default partitioner), found on {message.partition}"
+                )
         except InvalidEvent as exc:
             await self._dead_letter(event.message, str(exc))
         else:
             self.processed += 1
             known = envelope.key in self.states
-            if self.ledger.add(envelope):
+            if self._ledger(message.partition).add(envelope):
                 self._keys += not known
                 self._on_change()
             elif self.persistent and known:
@@ -203,10 +270,91 @@ class MetricsWorker:
             except Exception as exc:  # noqa: BLE001 - the broker is away: derive the counters at the next start
                 log.warning("changelog not flushed at stop: counters not saved", extra={"error": str(exc)})
                 return False
-            stored = {**self._stored_at_recovery, **{_tp_name(tp): n for tp, n in self.positions.stored.items()}}
-            snapshot.save(self.saved_path, self.counters, self._keys, stored)
+            try:
+                await asyncio.wait_for(self.publish_partials(final=True), timeout=5)
+            except Exception as exc:  # noqa: BLE001 - the next owner publishes them
+                log.warning("last partials not published at stop", extra={"error": str(exc)})
+            stored = self._table_positions()  # what the next start reads back, read the same way
+            parts = {p: ledger.counters for p, ledger in self.ledgers.items()}
+            snapshot.save(self.saved_path, parts, self._keys, stored)
             log.info("counters saved for the next start", extra={"keys": self._keys})
             return True
+
+    async def _publish_partials_for_ever(self) -> None:
+        """Publish the owned partitions' partials every `partials_interval` seconds, or less often when a publish
+        takes long (catching up): at most a fifth of the worker's time goes to it."""
+        interval = self.settings.partials_interval
+        while True:
+            started = time.monotonic()
+            try:
+                await self.publish_partials()
+            except Exception as exc:  # noqa: BLE001 - the broker is away: published again at the next round
+                log.warning("partials not published", extra={"error": str(exc)})
+                await asyncio.sleep(1.0)
+            await asyncio.sleep(max(interval, 4 * (time.monotonic() - started)))
+
+    async def publish_partials(self, *, final: bool = False) -> int:
+        """Send the changed groups of every owned partition, then its position record (partials.py).
+
+        Everything sent is read first, in one step with no await: each position record names exactly the
+        source offsets the groups sent before it reflect."""
+        if not self.recovered or (self._stopping and not final):
+            return 0
+        producer = await self._partials_producer()
+        now = time.time()
+        owned = {tp.partition for tp in self._assigned() if tp.topic in SOURCE_TOPICS}
+        records: list[tuple[int, bytes, bytes]] = []
+        newest = self.positions.newest_timestamp
+        for p in sorted(owned & self.ledgers.keys()):
+            part = self.ledgers[p].counters
+            assert isinstance(part, PartitionCounters)
+            positions = {t: self.positions.position(TP(t, p), self.states) for t in sorted(SOURCE_TOPICS)}
+            last = self._published.get(p)
+            changed = part.dirty or part.spans_dirty
+            if not changed and last is not None and last[0] == positions and now - last[1] < HEARTBEAT_S:
+                continue
+            groups, spans = part.take_changes()
+            records.extend((p, *encode_group(p, self.epoch, g, values)) for g, values in groups.items())
+            if spans is not None:
+                records.append((p, *encode_spans(p, self.epoch, spans)))
+            position = {
+                "positions": positions,
+                "worker": self.settings.worker_id,
+                "published_at": now,
+                "newest_event_timestamp": newest,
+                "processed": self.processed,
+                "dead_lettered": self.dead_lettered,
+                "keys": self._keys,
+                "store": "rocksdb" if self.persistent else "memory",
+                "counters_from": self.counters_from,
+            }
+            records.append((p, *encode_position(p, self.epoch, position)))
+            self._published[p] = (positions, now)
+        sent = [await producer.send(self.partials.name, value, key=key, partition=p) for p, key, value in records]
+        if sent:
+            await asyncio.gather(*sent)
+        self.published_records += len(records)
+        return len(records)
+
+    async def _partials_producer(self) -> AIOKafkaProducer:
+        if self._producer is None:
+            producer = AIOKafkaProducer(
+                bootstrap_servers=self.settings.kafka_bootstrap_servers,
+                client_id=f"{self.settings.app_id}-partials-{self.settings.worker_id}",
+                acks="all",
+                enable_idempotence=True,  # in order within a partition, even across retries
+                compression_type="gzip",
+                linger_ms=5,
+                max_batch_size=1024 * 1024,
+            )
+            await producer.start()
+            self._producer = producer
+        return self._producer
+
+    async def close_partials(self) -> None:
+        if self._producer is not None:
+            await self._producer.stop()
+            self._producer = None
 
     def _table_positions(self) -> dict[str, int]:
         """The positions stored in the table for the assigned source partitions."""

@@ -50,7 +50,7 @@ def _this_year() -> int:
 
 @router.get("/v1/progress", tags=["progress"])
 async def get_progress(rt: RuntimeDep, year: Annotated[int | None, Query(ge=2000, le=2100)] = None) -> dict:
-    return progress(rt.worker.counters, rt.goals, year or _this_year(), datetime.now(UTC))
+    return progress(rt.counters, rt.goals, year or _this_year(), datetime.now(UTC))
 
 
 @router.get("/v1/goals", tags=["goals"])
@@ -92,7 +92,7 @@ async def _partner_names(
     """The names a breakdown by partner needs (none for other dimensions)."""
     if dimension != "partner":
         return {}
-    ids = rt.worker.counters.breakdown(indicator, year or _this_year(), "partner")
+    ids = rt.counters.breakdown(indicator, year or _this_year(), "partner")
     return dict(await directory.lookup(ids))
 
 
@@ -112,7 +112,7 @@ async def get_breakdown(
     names = await _partner_names(directory, rt, indicator, dimension, asked)
     try:
         return views.breakdown(
-            rt.worker.counters,
+            rt.counters,
             rt.goals,
             indicator,
             dimension,
@@ -130,14 +130,14 @@ async def get_funnel(
     rt: RuntimeDep, year: YearQuery = None, by: Literal["departement", "office_type"] | None = None
 ) -> dict:
     """People detected → referred → helped within 90 days: counts, rates and the exact median delay."""
-    return views.funnel(rt.worker.counters, year or _this_year(), by)
+    return views.funnel(rt.counters, year or _this_year(), by)
 
 
 @router.get("/v1/trend", tags=["breakdowns"])
 async def get_trend(rt: RuntimeDep, indicator: str, year: YearQuery = None) -> dict:
     """The year's weekly series of an indicator, its running total and the goal's pace."""
     try:
-        return views.trend(rt.worker.counters, rt.goals, indicator, year or _this_year(), datetime.now(UTC))
+        return views.trend(rt.counters, rt.goals, indicator, year or _this_year(), datetime.now(UTC))
     except views.BadQuery as exc:
         raise _bad_query(exc) from None
 
@@ -153,9 +153,9 @@ async def get_partners(
     """Partners ranked by people helped, with their name in the partners registry (`name`, null when it does not
     know the id), their attendances, accompaniments, partnerships and missions."""
     asked = year or _this_year()
-    columns = views.partner_columns(rt.worker.counters, asked)
+    columns = views.partner_columns(rt.counters, asked)
     names = await directory.lookup(set().union(*columns.values()))
-    return views.partners(rt.worker.counters, asked, query=q, limit=limit, names=names, columns=columns)
+    return views.partners(rt.counters, asked, query=q, limit=limit, names=names, columns=columns)
 
 
 CSV_MEDIA_TYPE = "text/csv; charset=utf-8"
@@ -184,7 +184,7 @@ def _export(
             raise HTTPException(403, f"role {principal.role.value} may not read non-public exports")
     asked = year or _this_year()
     try:
-        view = views.breakdown(rt.worker.counters, rt.goals, indicator, dimension, asked, sort="key", names=names)
+        view = views.breakdown(rt.counters, rt.goals, indicator, dimension, asked, sort="key", names=names)
     except views.BadQuery as exc:
         raise _bad_query(exc) from None
     stem = f"{indicator}-{dimension}-{asked}{'' if public else '-exact'}"
@@ -260,7 +260,7 @@ async def get_partner_months(
         raise HTTPException(401, "a platform token is required for a partner's figures by month")
     if not principal.can_access_partner(partner_id):
         raise HTTPException(403, f"{principal.role.value} {principal.subject} may not read this partner's figures")
-    return views.partner_months(rt.worker.counters, partner_id, year or _this_year())
+    return views.partner_months(rt.counters, partner_id, year or _this_year())
 
 
 @router.get("/v1/stream", tags=["progress"])
@@ -270,9 +270,9 @@ async def stream(rt: RuntimeDep, year: Annotated[int | None, Query(ge=2000, le=2
     async def events():
         seen = -1
         while True:
-            if rt.worker.counters.version != seen:
-                seen = rt.worker.counters.version
-                body = progress(rt.worker.counters, rt.goals, asked, datetime.now(UTC))
+            if rt.counters.version != seen:
+                seen = rt.counters.version
+                body = progress(rt.counters, rt.goals, asked, datetime.now(UTC))
                 yield {"event": "progress", "data": json.dumps(body)}
             await rt.wait_for_change(1.0)
             await asyncio.sleep(0.1)  # coalesce bursts: at most ~10 pushes a second

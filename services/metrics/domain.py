@@ -362,16 +362,24 @@ class Counters:
 
     def replace(self, key: str, old: State | None, new: State | None) -> None:
         gained, lost = contributions(new), contributions(old)
-        self.cells.update(gained)
-        self.cells.subtract(lost)
         if key.startswith(ANONYMOUS_PREFIX):
             # Each anonymous help event is one person helped (its own key): the same cells, under their own name.
-            self.cells.update(_as_anonymous(gained))
-            self.cells.subtract(_as_anonymous(lost))
+            gained.update(_as_anonymous(gained))
+            lost.update(_as_anonymous(lost))
+        self.cells.update(gained)
+        self.cells.subtract(lost)
+        self.touched(gained.keys() | lost.keys())
         span = partnership_span(new)
-        if span:
+        if span and self.partnerships.get(key) != span:
             self.partnerships[key] = span
+            self.spans_changed()
         self.version += 1
+
+    def touched(self, cells: Iterable[Cell]) -> None:
+        """Called with the cells a change touched (the per-partition counters remember them)."""
+
+    def spans_changed(self) -> None:
+        """Called when a partnership's span changed."""
 
     def rebuild(self, states: Iterable[tuple[str, State]]) -> None:
         self.cells = Counter()

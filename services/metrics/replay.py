@@ -53,6 +53,9 @@ def rebuild(bootstrap: str, until: dict[TopicPartition, int], *, progress: bool 
 async def read_log(bootstrap: str, until: Mapping[Any, int]) -> AsyncIterator[list[ConsumerRecord]]:
     """The records of the given partitions from their beginning up to (not including) the given offsets, in
     batches as fetched. aiokafka parses record batches in C: several times faster than kafka-python."""
+    ends = {AioPartition(tp.topic, tp.partition): end for tp, end in until.items() if end > 0}
+    if not ends:
+        return  # an empty log (a consumer stopped right after its start raises CancelledError in aiokafka)
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap,
         enable_auto_commit=False,
@@ -61,9 +64,6 @@ async def read_log(bootstrap: str, until: Mapping[Any, int]) -> AsyncIterator[li
     )
     await consumer.start()
     try:
-        ends = {AioPartition(tp.topic, tp.partition): end for tp, end in until.items() if end > 0}
-        if not ends:
-            return
         consumer.assign(list(ends))
         starts = await consumer.beginning_offsets(list(ends))
         await consumer.seek_to_beginning(*ends)

@@ -8,8 +8,9 @@ from dataclasses import dataclass, field
 
 from pymongo import AsyncMongoClient
 
-from services.metrics.agents import MetricsWorker
+from services.metrics.domain import Counters
 from services.metrics.goals import Goal, GoalBook
+from services.metrics.partials import PartialsView
 from services.metrics.settings import MetricsSettings
 from shared.aggregates import Aggregates, Change
 from shared.docstore import DuplicateKey, MongoDocuments
@@ -21,10 +22,14 @@ __all__ = ["Runtime"]
 @dataclass
 class Runtime:
     settings: MetricsSettings
-    worker: MetricsWorker
+    view: PartialsView  # the workers' partials, summed
     goals: GoalBook
     mongo: AsyncMongoClient
     _changed: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @property
+    def counters(self) -> Counters:
+        return self.view.counters
 
     def notify(self) -> None:
         self._changed.set()

@@ -22,3 +22,7 @@ class MetricsSettings(CommonSettings):
     mongodb_database: str = Field("metrics", alias="METRICS_DB")
     # A restarted worker waits for the killed one's session to expire before it gets its partitions back.
     session_timeout: float = Field(10.0, alias="METRICS_SESSION_TIMEOUT", ge=6.0)
+    # Workers of one app share its consumer group; each has its own local store and name (services.sh numbers them).
+    worker_id: str = Field("1", alias="METRICS_WORKER_ID", pattern=r"^[A-Za-z0-9_-]{1,40}$")
+    # How often a worker publishes its partitions' partials (partials.py), at most.
+    partials_interval: float = Field(0.2, alias="METRICS_PARTIALS_INTERVAL", gt=0, le=10)

@@ -24,23 +24,29 @@ from services.metrics.domain import Counters
 __all__ = ["Saved", "save", "take"]
 
 log = logging.getLogger(__name__)
-FORMAT = 1
+FORMAT = 2  # per source partition (format 1, one set of counters, is read as absent)
 
 
 @dataclass(frozen=True)
 class Saved:
-    """Counters as they were at a clean stop, with the source positions stored in the table then."""
+    """Counters as they were at a clean stop, per source partition, with the source positions stored in the
+    table then."""
 
-    counters: Counters
+    parts: dict[int, Counters]
     keys: int
     stored: dict[str, int]  # "topic|partition" -> the position stored in the table
 
 
-def save(path: Path, counters: Counters, keys: int, stored: dict[str, int]) -> None:
+def save(path: Path, parts: dict[int, Counters], keys: int, stored: dict[str, int]) -> None:
     doc = {
         "format": FORMAT,
-        "cells": [[*cell, n] for cell, n in counters.cells.items() if n],
-        "partnerships": {k: list(span) for k, span in counters.partnerships.items()},
+        "parts": {
+            str(p): {
+                "cells": [[*cell, n] for cell, n in counters.cells.items() if n],
+                "partnerships": {k: list(span) for k, span in counters.partnerships.items()},
+            }
+            for p, counters in parts.items()
+        },
         "keys": keys,
         "stored": stored,
     }
@@ -63,10 +69,12 @@ def take(path: Path) -> Saved | None:
         doc: dict[str, Any] = orjson.loads(raw)
         if doc.get("format") != FORMAT:
             return None
-        counters = Counters()
-        counters.cells = Counter({(i, int(y), d, v): int(n) for i, y, d, v, n in doc["cells"]})
-        counters.partnerships = {k: (s, e) for k, (s, e) in doc["partnerships"].items()}
-        return Saved(counters, int(doc["keys"]), {str(k): int(v) for k, v in doc["stored"].items()})
+        parts = {}
+        for p, part in doc["parts"].items():
+            counters = parts[int(p)] = Counters()
+            counters.cells = Counter({(i, int(y), d, v): int(n) for i, y, d, v, n in part["cells"]})
+            counters.partnerships = {k: (s, e) for k, (s, e) in part["partnerships"].items()}
+        return Saved(parts, int(doc["keys"]), {str(k): int(v) for k, v in doc["stored"].items()})
     except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
         log.warning("saved counters unreadable, deriving them from the table", extra={"error": str(exc)})
         return None

@@ -29,7 +29,17 @@ from shared.identity import Principal, Role, issue_token
 from shared.serde import decode
 from shared.settings import DEV_PLATFORM_TOKEN_KEY
 from shared.topics import DETECTION, WORKSHOPS
-from tests.conftest import DBS, PORT_BASE, ROOT, Service, start_service, stop_service, wait_ready, wait_until
+from tests.conftest import (
+    DBS,
+    PORT_BASE,
+    ROOT,
+    Service,
+    start_metrics,
+    start_service,
+    stop_service,
+    wait_ready,
+    wait_until,
+)
 from tests.integration.test_workshops import new_venue, new_workshop
 
 pytestmark = pytest.mark.integration
@@ -117,7 +127,7 @@ def test_broker_killed_by_pid_writes_answer_and_nothing_is_lost_or_doubled(
     services = {
         "workshops": start_service("workshops", PORT_BASE + 73, env),
         "detection": start_service("detection", PORT_BASE + 74, env),
-        "metrics": start_service("metrics", PORT_BASE + 75, env),
+        "metrics": start_metrics(PORT_BASE + 75, env),
     }
     workshops, detection, metrics = services["workshops"], services["detection"], services["metrics"]
     try:

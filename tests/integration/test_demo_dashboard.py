@@ -31,7 +31,7 @@ from tests.conftest import (
     SUFFIX,
     TEST_ENV,
     Service,
-    start_service,
+    start_metrics,
     stop_service,
     wait_metrics_caught_up,
     wait_ready,
@@ -55,7 +55,7 @@ def demo_metrics(services: dict[str, Service], mongo: Any) -> Iterator[Service]:
         "METRICS_DB": db,
         "METRICS_DATA_DIR": str(ROOT / ".data" / f"faust-demo-test{SUFFIX}"),
     }
-    svc = start_service("metrics", PORT_BASE + 14, env)
+    svc = start_metrics(PORT_BASE + 14, env)
     try:
         wait_ready(svc, timeout=600)
         yield svc
@@ -88,7 +88,7 @@ def demo_year(services: dict[str, Service], demo_metrics: Service, tmp_path_fact
         partners = pool.submit(_loader, "services.partners.demo", "--as-of", f"{YEAR}-12-31")
         workshops = pool.submit(_loader, "services.workshops.demo", "--year", str(YEAR))
         partners.result(), workshops.result()
-    wait_metrics_caught_up(APP_ID)
+    wait_metrics_caught_up(demo_metrics)
     return demo_metrics
 
 

@@ -19,7 +19,7 @@ from shared import events as ev
 from shared.identity import Principal, Role, issue_token
 from shared.serde import encode
 from shared.settings import DEV_PLATFORM_TOKEN_KEY
-from shared.topics import DETECTION, WORKSHOPS
+from shared.topics import DETECTION, EVENT_TOPICS, WORKSHOPS
 from tests import samples
 from tests.conftest import TEST_ENV, Service, wait_until
 from tests.kafka_tools import produce
@@ -304,11 +304,27 @@ def test_worker_reports_lag_per_partition_and_newest_event_age(services: dict[st
         return body if body["lag"] == 0 and body["newest_event_age_seconds"] is not None else None
 
     body = wait_until(caught_up, CATCH_UP, "the worker to catch up")
-    assert {(p["topic"], p["partition"]) for p in body["partitions"]} >= {(WORKSHOPS.name, n) for n in range(3)}
+    partitions = body["partitions_total"]
+    assert body["partitions_reported"] == partitions and partitions >= 3
+    assert {(p["topic"], p["partition"]) for p in body["partitions"]} == {
+        (t.name, n) for t in EVENT_TOPICS for n in range(partitions)
+    }
+    worker = metrics.workers[0]
     for p in body["partitions"]:
         assert p["lag"] == p["end"] - p["applied"] == 0
-        assert p["stored"] is None or p["stored"] <= p["applied"]
+        assert p["worker"] in body["workers"] and p["partition"] in body["workers"][p["worker"]]["partitions"]
     assert body["newest_event_age_seconds"] >= 0
-    exported = metrics.http.get("/metrics").text
-    assert f'metrics_consumer_lag{{partition="0",topic="{WORKSHOPS.name}"}}' in exported
-    assert "metrics_newest_event_age_seconds " in exported
+    # The worker's own view: the positions it stored with its state are never ahead of what it applied.
+    own = worker.http.get("/v1/worker").json()
+    assert own["owned"] == list(range(partitions))
+    for p in own["partitions"]:
+        assert p["stored"] is None or p["stored"] <= p["applied"]
+
+    def gauges(svc: Service) -> str | None:
+        text = svc.http.get("/metrics").text
+        return text if "metrics_consumer_lag{" in text else None
+
+    for svc in (metrics, worker):
+        exported = wait_until(lambda svc=svc: gauges(svc), 10, f"lag gauges on {svc.url}")
+        assert f'metrics_consumer_lag{{partition="0",topic="{WORKSHOPS.name}"}}' in exported
+        assert "metrics_newest_event_age_seconds " in exported

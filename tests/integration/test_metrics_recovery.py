@@ -20,7 +20,17 @@ from shared.events import Envelope
 from shared.serde import encode
 from shared.topics import topic_for
 from tests import samples
-from tests.conftest import INSTANCE, KAFKA, ROOT, TEST_ENV, start_service, stop_service, wait_ready, wait_until
+from tests.conftest import (
+    INSTANCE,
+    KAFKA,
+    ROOT,
+    TEST_ENV,
+    start_metrics,
+    start_metrics_worker,
+    stop_service,
+    wait_ready,
+    wait_until,
+)
 
 pytestmark = pytest.mark.integration
 YEAR = 2037
@@ -75,22 +85,24 @@ def test_kill_9_mid_stream_then_restart_gives_identical_counters(stack: None) ->
     base = 18050 + 100 * INSTANCE
     env_k = {"METRICS_APP_ID": f"alliance-metrics-kill-{run}"}
     env_u = {"METRICS_APP_ID": f"alliance-metrics-calm-{run}"}
-    killed = start_service("metrics", base, env_k)
-    calm = start_service("metrics", base + 1, env_u)
+    # Each an API with one worker: the killed one's partials are replaced by its restarted worker's.
+    killed = start_metrics(base, env_k)
+    calm = start_metrics(base + 1, env_u)
     try:
         wait_ready(killed)
         total = sum(until.values())
+        doomed = killed.workers[0]
         # SIGKILL once it is well into the stream: no shutdown hook, no final commit.
-        wait_until(lambda: killed.http.get("/v1/worker").json()["processed"] >= total // 3, 600, "a third processed")
-        stop_service(killed, signal.SIGKILL)
-        assert killed.proc.returncode == -signal.SIGKILL
-        restarted = start_service("metrics", base, env_k)
-        wait_ready(restarted)
+        wait_until(lambda: doomed.http.get("/v1/worker").json()["processed"] >= total // 3, 600, "a third processed")
+        stop_service(doomed, signal.SIGKILL)
+        assert doomed.proc.returncode == -signal.SIGKILL
+        killed.workers[0] = start_metrics_worker(base, 1, env_k)
+        wait_ready(killed.workers[0])
         wait_ready(calm)
         # The positions each worker applied, not its group's committed offsets: those may run ahead of the state.
-        for svc in (restarted, calm):
+        for svc in (killed, calm):
             assert replay.wait_applied(svc.url, until, timeout=600), "worker caught up"
-        after_restart = year_cells(restarted.http.get("/v1/snapshot").json()["cells"])
+        after_restart = year_cells(killed.http.get("/v1/snapshot").json()["cells"])
         uninterrupted = year_cells(calm.http.get("/v1/snapshot").json()["cells"])
         rebuilt, _ = replay.rebuild(KAFKA, until, progress=False)
         from_log = year_cells(rebuilt.snapshot())
@@ -98,9 +110,8 @@ def test_kill_9_mid_stream_then_restart_gives_identical_counters(stack: None) ->
         assert after_restart == from_log
         assert from_log[f"people_helped|{YEAR}||"] > 0
     finally:
-        for svc in (killed, calm, locals().get("restarted")):
-            if svc is not None:
-                stop_service(svc)
+        stop_service(killed)
+        stop_service(calm)
 
 
 @pytest.mark.timeout(600)

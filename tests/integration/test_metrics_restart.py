@@ -14,7 +14,7 @@ import pytest
 
 from scripts.soak_metrics import Publisher, soak_events, year_cells
 from services.metrics import domain, replay
-from tests.conftest import INSTANCE, KAFKA, PORT_BASE, Service, start_service, stop_service, wait_ready
+from tests.conftest import INSTANCE, KAFKA, PORT_BASE, Service, start_metrics_worker, stop_service, wait_ready
 
 pytestmark = pytest.mark.integration
 YEAR = 2051
@@ -61,10 +61,10 @@ def test_restarts_keep_the_counters_whatever_copy_of_the_state_they_start_from(s
     data = tmp_path / "faust"
     env = {"METRICS_APP_ID": app_id, "METRICS_DATA_DIR": str(data), "METRICS_SESSION_TIMEOUT": "6"}
     port = PORT_BASE + 42
-    saved = data / f"{app_id}.counters-at-stop.json"
+    saved = data / f"{app_id}.worker-1.counters-at-stop.json"
     batches = iter(soak_events(150, YEAR, seed=INSTANCE + n) for n in range(4))
     expected = Expected()
-    svc = start_service("metrics", port, env)
+    svc = start_metrics_worker(port, 1, env)
     try:
         wait_ready(svc)
         assert svc.http.get("/v1/worker").json()["store"] == "rocksdb"
@@ -75,7 +75,7 @@ def test_restarts_keep_the_counters_whatever_copy_of_the_state_they_start_from(s
         # A clean stop saves the counters; the next start reads them and deletes the file.
         stop_service(svc)
         assert saved.exists()
-        svc = start_service("metrics", port, env)
+        svc = start_metrics_worker(port, 1, env)
         wait_ready(svc)
         status = svc.http.get("/v1/worker").json()
         assert status["counters_from"] == "saved" and not saved.exists()
@@ -88,7 +88,7 @@ def test_restarts_keep_the_counters_whatever_copy_of_the_state_they_start_from(s
         stop_service(svc, signal.SIGKILL)
         assert not saved.exists()
         expected.publish(next(batches))
-        svc = start_service("metrics", port, env)
+        svc = start_metrics_worker(port, 1, env)
         wait_ready(svc)
         assert svc.http.get("/v1/worker").json()["counters_from"] == "table"
         third = _caught_up(svc)
@@ -98,7 +98,7 @@ def test_restarts_keep_the_counters_whatever_copy_of_the_state_they_start_from(s
         stop_service(svc, signal.SIGKILL)
         shutil.rmtree(data / app_id)
         expected.publish(next(batches))
-        svc = start_service("metrics", port, env)
+        svc = start_metrics_worker(port, 1, env)
         wait_ready(svc, timeout=600)
         assert svc.http.get("/v1/worker").json()["counters_from"] == "table"
         assert _caught_up(svc) == expected.cells() == _from_log()

@@ -16,7 +16,7 @@ from kafka.structs import OffsetAndMetadata
 
 from scripts.soak_metrics import Publisher, Soak, expected_totals, report, soak_events, year_cells
 from services.metrics import domain, replay
-from tests.conftest import INSTANCE, KAFKA, PORT_BASE, start_service, stop_service, wait_ready
+from tests.conftest import INSTANCE, KAFKA, PORT_BASE, start_metrics_worker, stop_service, wait_ready
 
 pytestmark = pytest.mark.integration
 YEAR = 2041
@@ -68,7 +68,7 @@ def test_offsets_committed_ahead_of_the_state_are_not_trusted(stack: None, tmp_p
         "METRICS_SESSION_TIMEOUT": "6",
     }
     port = PORT_BASE + 41
-    svc = start_service("metrics", port, env)
+    svc = start_metrics_worker(port, 1, env)
     try:
         wait_ready(svc)
         _publish(first)
@@ -77,7 +77,7 @@ def test_offsets_committed_ahead_of_the_state_are_not_trusted(stack: None, tmp_p
         _publish(later)
         until = replay.end_offsets(KAFKA)
         _commit_group_offsets(env["METRICS_APP_ID"], until)
-        svc = start_service("metrics", port, env)
+        svc = start_metrics_worker(port, 1, env)
         wait_ready(svc)
         assert replay.wait_applied(svc.url, until, timeout=600)
         live = year_cells(svc.http.get("/v1/snapshot").json()["cells"], years)
