@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
-from tests.conftest import KAFKA
+from tests.conftest import KAFKA, ROOT, wait_until
 
 
 def produce(topic: str, value: bytes | None, key: bytes | None) -> None:
@@ -65,3 +69,29 @@ def read_all(topic: str, timeout_s: float = 5.0) -> list[Any]:
             out.extend(batch)
     consumer.close()
     return out
+
+
+class PrivateStack:
+    """A Kafka broker of a test's own (and an idle FerretDB, which the stack script starts with it), on the ports
+    `port`, `port + 1` (controller) and `port + 2`, data under `base`."""
+
+    def __init__(self, base: Path, port: int) -> None:
+        self.env = {
+            **os.environ,
+            "DATA_DIR": str(base / "data"),
+            "RUN_DIR": str(base / "run"),
+            "KAFKA_PORT": str(port),
+            "KAFKA_CONTROLLER_PORT": str(port + 1),
+            "FERRETDB_PORT": str(port + 2),
+            "KAFKA_HEAP_OPTS": "-Xms128m -Xmx512m",
+        }
+        self.bootstrap = f"127.0.0.1:{port}"
+        self.pid_file = base / "run" / "pids" / "kafka.pid"
+
+    def script(self, command: str) -> None:
+        subprocess.run([str(ROOT / "deploy/local/stack.sh"), command], env=self.env, check=True, timeout=240)
+
+    def kill_broker(self) -> None:
+        pid = int(self.pid_file.read_text().split()[0])
+        os.kill(pid, signal.SIGKILL)
+        wait_until(lambda: not Path(f"/proc/{pid}").exists(), 30, "the broker process to be gone")

@@ -9,9 +9,6 @@ stack script with its own ports and data directory) and kills that one by its pi
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
 import time
 import uuid
 from collections import Counter
@@ -32,7 +29,6 @@ from shared.topics import DETECTION, WORKSHOPS
 from tests.conftest import (
     DBS,
     PORT_BASE,
-    ROOT,
     Service,
     start_metrics,
     start_service,
@@ -41,6 +37,7 @@ from tests.conftest import (
     wait_until,
 )
 from tests.integration.test_workshops import new_venue, new_workshop
+from tests.kafka_tools import PrivateStack
 
 pytestmark = pytest.mark.integration
 ANSWER_WITHIN_S = 5.0
@@ -48,34 +45,9 @@ ADMIN = {"Authorization": "Bearer " + issue_token(Principal("test-admin", Role.A
 YEAR = datetime.now(UTC).year
 
 
-class PrivateStack:
-    """A Kafka broker (and an idle FerretDB, which the script starts with it) on ports of this test."""
-
-    def __init__(self, base: Path) -> None:
-        self.env = {
-            **os.environ,
-            "DATA_DIR": str(base / "data"),
-            "RUN_DIR": str(base / "run"),
-            "KAFKA_PORT": str(PORT_BASE + 70),
-            "KAFKA_CONTROLLER_PORT": str(PORT_BASE + 71),
-            "FERRETDB_PORT": str(PORT_BASE + 72),
-            "KAFKA_HEAP_OPTS": "-Xms128m -Xmx512m",
-        }
-        self.bootstrap = f"127.0.0.1:{PORT_BASE + 70}"
-        self.pid_file = base / "run" / "pids" / "kafka.pid"
-
-    def script(self, command: str) -> None:
-        subprocess.run([str(ROOT / "deploy/local/stack.sh"), command], env=self.env, check=True, timeout=240)
-
-    def kill_broker(self) -> None:
-        pid = int(self.pid_file.read_text().split()[0])
-        os.kill(pid, signal.SIGKILL)
-        wait_until(lambda: not Path(f"/proc/{pid}").exists(), 30, "the broker process to be gone")
-
-
 @pytest.fixture(scope="module")
 def private(stack: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivateStack]:
-    own = PrivateStack(tmp_path_factory.mktemp("broker"))
+    own = PrivateStack(tmp_path_factory.mktemp("broker"), PORT_BASE + 70)
     own.script("up")
     try:
         yield own
