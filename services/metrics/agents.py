@@ -21,7 +21,7 @@ import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import faust
@@ -179,15 +179,10 @@ class MetricsWorker:
                 extra={"positions_saved_vs_table": differ, "partitions_saved": sorted(saved.parts), "owned": owned},
             )
         keys = 0
-        for p in owned:
-            self._ledger(p)
-        for k, v in self._states():
-            part = self.ledgers.get(partition_of(k, self.partitions))
-            if part is not None:  # a memory store may still hold keys of partitions given to another worker
-                keys += 1
-                part.counters.replace(k, None, domain.compact(v))
-        for ledger in self.ledgers.values():
-            ledger.counters.everything_dirty()  # type: ignore[attr-defined]
+        for p, states in self._owned_states(owned):
+            part = self._ledger(p).counters
+            assert isinstance(part, PartitionCounters)
+            keys += part.derive((k, domain.compact(v)) for k, v in states if v and not is_position_key(k))
         self._keys = keys
         self.counters_from = "table"
         self._recovered()
@@ -196,10 +191,25 @@ class MetricsWorker:
             extra={"keys": keys, "partitions": owned, "seconds": round(time.monotonic() - started, 2)},
         )
 
-    def _states(self) -> Iterator[tuple[str, domain.State]]:
+    def _owned_states(self, owned: list[int]) -> Iterator[tuple[int, Iterable[tuple[str, domain.State]]]]:
+        """The owned partitions' key states, partition by partition. The RocksDB store keeps a database per
+        partition: each is read alone. The memory store has all keys together (and may still hold those of
+        partitions given to another worker): each key goes to its hash's partition, as the producers'
+        partitioner gives it."""
+        store = self.states.data
+        dbs = getattr(store, "_dbs", None) if self.persistent else None
+        if isinstance(dbs, dict):
+            for p in owned:
+                db = dbs.get(p)
+                raw = store._visible_items(db) if db is not None else ()
+                yield p, ((store._decode_key(k), store._decode_value(v)) for k, v in raw)
+            return
+        groups: dict[int, list[tuple[str, domain.State]]] = {p: [] for p in owned}
         for k, v in self.states.items():
-            if v and not is_position_key(k):
-                yield k, v
+            group = groups.get(partition_of(k, self.partitions)) if isinstance(k, str) else None
+            if group is not None:
+                group.append((k, v))
+        yield from groups.items()
 
     def _recovered(self) -> None:
         self.epoch = wall_clock_epoch()  # a new epoch: every group is published again (partials.py)

@@ -83,7 +83,25 @@ class PartitionCounters(Counters):
         self.dirty: set[Group] = set()
         self.spans_dirty = False
 
+    _deriving = False
+
+    def derive(self, states: Iterable[tuple[str, Any]]) -> int:
+        """Add these keys' states (after a recovery), indexing the values once at the end rather than per key;
+        returns how many keys were added."""
+        self._deriving = True
+        added = 0
+        try:
+            for key, state in states:
+                self.replace(key, None, state)
+                added += 1
+        finally:
+            self._deriving = False
+        self.reindex()
+        return added
+
     def touched(self, cells: Iterable[Cell]) -> None:
+        if self._deriving:
+            return
         for cell in cells:
             group = cell[:3]
             self.values[group].add(cell[3])
