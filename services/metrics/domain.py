@@ -16,7 +16,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from shared import events as ev
-from shared import geo
+from shared import french, geo
 
 __all__ = [
     "State",
@@ -37,20 +37,7 @@ State = list[Any]
 # A counter cell: (indicator, year, dimension, value); dimension "" is the national total.
 Cell = tuple[str, int, str, str]
 
-INDICATORS: dict[str, str] = {
-    "people_helped": "Personnes accompagnées",
-    "workshop_attendances": "Participations aux ateliers",
-    "accompaniments": "Accompagnements individuels",
-    "france_services_clients": "Usagers aidés en France Services",
-    "detections": "Détections au guichet",
-    "people_detected": "Personnes détectées",
-    "new_partnerships": "Nouveaux partenariats",
-    "active_partnerships": "Partenariats actifs",
-    "skills_missions": "Missions de mécénat de compétences",
-    "advisers_deployed": "Conseillers numériques déployés",
-    "venues_opened": "Nouveaux lieux équipés",
-    "anonymous_help": "Aides anonymes",
-}
+INDICATORS: dict[str, str] = french.INDICATORS
 DIMENSIONS = ("departement", "region", "qpv", "rural", "channel", "theme", "commitment", "partnership_type", "partner")
 
 # Fact layouts (lists, to keep the per-person state small in memory and in the changelog).

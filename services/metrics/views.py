@@ -11,7 +11,7 @@ from services.metrics.exports import SECRET_THRESHOLD, export_rows, secret_cells
 from services.metrics.goals import GoalBook, region_territory
 from services.metrics.progress import PARIS, elapsed_share
 from shared import geo
-from shared.french import MONTHS
+from shared.french import CHANNELS, COMMITMENTS, MONTHS, NEEDS, PARTNERSHIP_TYPES, THEMES
 
 __all__ = [
     "BadQuery",
@@ -74,48 +74,17 @@ _VALUE_LABELS: dict[str, dict[str, str]] = {
     "qpv": {"true": "En QPV", "false": "Hors QPV"},
     "rural": {"true": "Rural", "false": "Urbain"},
     "referred": {"true": "Orienté", "false": "Non orienté"},
-    "channel": {
-        "workshop": "Atelier",
-        "france_services": "France Services",
-        "adviser": "Conseiller numérique",
-        "partner": "Partenaire",
-    },
-    "commitment": {
-        "territorial_cohesion": "Développement et cohésion des territoires",
-        "social_inclusion": "Inclusion sociale",
-        "digital_inclusion": "Inclusion numérique",
-        "ecological_transition": "Transition écologique",
-    },
-    "partnership_type": {
-        "inclusive_purchasing": "Achats inclusifs",
-        "skills_sponsorship": "Mécénat de compétences",
-        "economic_cooperation": "Coopération économique",
-        "social_innovation": "Innovation sociale",
-    },
+    "channel": CHANNELS,
+    "commitment": COMMITMENTS,
+    "partnership_type": PARTNERSHIP_TYPES,
     "office_type": {
         "france_services": "France Services",
         "qpv": "Bureau en QPV",
         "rural": "Bureau rural",
         "standard": "Autre bureau",
     },
-    "theme": {
-        "online_banking": "Banque en ligne",
-        "smartphone_basics": "Premiers pas sur smartphone",
-        "tablet_basics": "Premiers pas sur tablette",
-        "senior_tablet_onboarding": "Tablette pour les seniors",
-        "online_admin": "Démarches en ligne",
-        "email_and_messaging": "Courriel et messagerie",
-        "online_safety": "Sécurité en ligne",
-        "admin_procedures": "Démarches administratives",
-        "device_basics": "Prise en main d'un appareil",
-        "email": "Courriel",
-        "taxes": "Impôts",
-        "benefits": "Prestations sociales",
-        "health_insurance": "Assurance maladie",
-        "employment": "Emploi",
-        "identity_documents": "Papiers d'identité",
-        "other": "Autre",
-    },
+    # Workshops have themes, accompaniments needs: one dimension for both.
+    "theme": {**THEMES, **NEEDS},
 }
 
 

@@ -5,21 +5,24 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from shared.french import COMMITMENTS, INDICATORS, NEEDS, PARTNERSHIP_TYPES, THEMES
+
 __all__ = ["LABELS", "label", "refusal", "field_errors"]
 
+# The figures a partner sees on its pages ("Mes chiffres").
+PORTAL_INDICATORS = (
+    "people_helped",
+    "workshop_attendances",
+    "accompaniments",
+    "france_services_clients",
+    "new_partnerships",
+    "active_partnerships",
+    "skills_missions",
+)
+
 LABELS: dict[str, dict[str, str]] = {
-    "partnership_type": {
-        "inclusive_purchasing": "Achats inclusifs",
-        "skills_sponsorship": "Mécénat de compétences",
-        "economic_cooperation": "Coopération économique",
-        "social_innovation": "Innovation sociale",
-    },
-    "commitment": {
-        "territorial_cohesion": "Cohésion territoriale",
-        "social_inclusion": "Inclusion sociale",
-        "digital_inclusion": "Inclusion numérique",
-        "ecological_transition": "Transition écologique",
-    },
+    "partnership_type": PARTNERSHIP_TYPES,
+    "commitment": COMMITMENTS,
     "status": {"draft": "Brouillon", "signed": "Signé", "active": "Actif", "ended": "Terminé"},
     "end_reason": {
         "expired": "Arrivé à échéance",
@@ -42,27 +45,8 @@ LABELS: dict[str, dict[str, str]] = {
         "foundation": "Fondation",
         "public_body": "Organisme public",
     },
-    "theme": {
-        "online_banking": "Banque en ligne",
-        "smartphone_basics": "Premiers pas sur smartphone",
-        "tablet_basics": "Premiers pas sur tablette",
-        "senior_tablet_onboarding": "Tablette pour les seniors",
-        "online_admin": "Démarches administratives en ligne",
-        "email_and_messaging": "Courriel et messagerie",
-        "online_safety": "Sécurité en ligne",
-    },
-    "need": {
-        "online_banking": "Banque en ligne",
-        "admin_procedures": "Démarches administratives",
-        "device_basics": "Prise en main d'un appareil",
-        "email": "Courriel",
-        "taxes": "Impôts",
-        "benefits": "Prestations sociales",
-        "health_insurance": "Assurance maladie",
-        "employment": "Emploi",
-        "identity_documents": "Papiers d'identité",
-        "other": "Autre besoin",
-    },
+    "theme": THEMES,
+    "need": NEEDS,
     "workshop_status": {"scheduled": "Programmé", "cancelled": "Annulé"},
     "registration_status": {"registered": "Inscrit·e", "waiting": "En liste d'attente", "cancelled": "Annulée"},
     "origin": {"referral": "Orientée par La Poste", "walk_in": "Venue d'elle-même"},
@@ -78,15 +62,7 @@ LABELS: dict[str, dict[str, str]] = {
         "adviser": "Conseiller numérique",
         "monitoring": "Suivi (lecture seule)",
     },
-    "indicator": {
-        "people_helped": "Personnes accompagnées",
-        "workshop_attendances": "Participations aux ateliers",
-        "accompaniments": "Accompagnements individuels",
-        "france_services_clients": "Usagers aidés en France Services",
-        "new_partnerships": "Nouveaux partenariats",
-        "active_partnerships": "Partenariats actifs",
-        "skills_missions": "Missions de mécénat de compétences",
-    },
+    "indicator": {k: INDICATORS[k] for k in PORTAL_INDICATORS},
 }
 
 
