@@ -28,7 +28,7 @@ from services.workshops.schemas import (
 )
 from services.workshops.store import Store
 from shared.aggregates import Aggregates
-from shared.errors import Forbidden
+from shared.errors import NotFound
 from shared.identity import Principal, PrincipalDep, Role
 
 __all__ = ["router"]
@@ -191,7 +191,7 @@ async def list_workshops(
 async def _readable_workshop(store: Store, workshop_id: str, who: Principal) -> dict[str, Any]:
     head = (await store.workshops.require(workshop_id, "workshop")).head()
     if not domain.can_read(who, head.get("partner_id"), head.get("facilitator_id")):
-        raise Forbidden(f"{who.role.value} {who.subject} may not see workshop {workshop_id}")
+        raise NotFound(f"no workshop {workshop_id}")  # another organisation's: its existence is not told
     return head
 
 

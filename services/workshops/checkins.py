@@ -31,6 +31,7 @@ from services.workshops.handlers import (
     published_now,
     ref_of,
     require_manage,
+    require_manage_record,
 )
 from services.workshops.schemas import AccompanimentCreate, AttendanceCreate, CheckIn, SheetReport
 from services.workshops.store import Store
@@ -147,7 +148,7 @@ def _checkin(workshop: Version, item: CheckIn, key: bytes, now: datetime) -> tup
 async def _open_session(store: Store, who: Principal, workshop_id: str) -> Version:
     workshop = await store.workshops.require(workshop_id, "workshop")
     state = workshop.state
-    require_manage(who, state.get("partner_id"), state.get("facilitator_id"), f"workshop {workshop_id}")
+    require_manage_record(who, state, "facilitator_id", f"workshop {workshop_id}")
     if state["status"] != "scheduled":
         raise Conflict(f"the workshop is {state['status']}")
     return workshop
@@ -220,7 +221,7 @@ def decide_retraction(who: Principal, what: str, manager: str, reason: str, retr
 
     def decide(current: Version) -> Change | None:
         state = current.state
-        require_manage(who, state.get("partner_id"), state.get(manager), what)
+        require_manage_record(who, state, manager, what)
         if state.get("retracted"):
             return None
         fields = {"retracted": True, "retraction_reason": reason, "retracted_at": retraction.time}

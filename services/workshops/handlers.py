@@ -94,6 +94,15 @@ def require_manage(principal: Principal, partner_id: str | None, facilitator_id:
         raise Forbidden(f"{principal.role.value} {principal.subject} may not manage {what}")
 
 
+def require_manage_record(principal: Principal, state: dict[str, Any], manager: str, what: str) -> None:
+    """An existing record: another organisation's is 404, as if unknown (its existence is not told); one the
+    caller may read but not change (monitoring) is 403."""
+    partner_id, manager_id = state.get("partner_id"), state.get(manager)
+    if not domain.can_read(principal, partner_id, manager_id):
+        raise NotFound(f"no {what}")
+    require_manage(principal, partner_id, manager_id, what)
+
+
 async def create_once(series: Aggregates, record_id: str, change: Change, compare: Sequence[str], what: str) -> Result:
     """Version 1 of a new record; the same record sent again is a duplicate (its events are made sure to have
     gone out), the same id with other `compare` values a Conflict."""
@@ -212,7 +221,7 @@ def _seats(state: dict[str, Any]) -> domain.Seats:
 
 
 def _manage_workshop(who: Principal, state: dict[str, Any], workshop_id: str) -> None:
-    require_manage(who, state.get("partner_id"), state.get("facilitator_id"), f"workshop {workshop_id}")
+    require_manage_record(who, state, "facilitator_id", f"workshop {workshop_id}")
 
 
 def decide_cancel_workshop(who: Principal, workshop_id: str, reason: str, now: datetime) -> Decide:

@@ -15,7 +15,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from services.workshops import domain
-from services.workshops.handlers import require_manage
+from services.workshops.handlers import require_manage_record
 from services.workshops.store import Store
 from shared.aggregates import Version
 from shared.errors import Invalid, NotFound
@@ -31,10 +31,9 @@ async def session(store: Store, who: Principal, workshop_id: str) -> Version:
     """The session an attendance names: unknown and another organisation's alike are 404; monitoring sees it but
     may not write (403)."""
     workshop = await store.workshops.get(workshop_id)
-    state = workshop.state if workshop else {}
-    if workshop is None or not domain.can_read(who, state.get("partner_id"), state.get("facilitator_id")):
+    if workshop is None:
         raise NotFound(f"no workshop {workshop_id}")
-    require_manage(who, state.get("partner_id"), state.get("facilitator_id"), f"workshop {workshop_id}")
+    require_manage_record(who, workshop.state, "facilitator_id", f"workshop {workshop_id}")
     return workshop
 
 

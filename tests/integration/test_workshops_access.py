@@ -132,7 +132,7 @@ ACTIONS: dict[str, Action] = {
     ),
 }
 
-ALLOWED = {  # action → roles that may do it (every other role gets 403)
+ALLOWED = {  # action → roles that may do it (every other role gets 403, or 404 for another organisation's record)
     "read workshop": {"admin", "partner", "adviser", "monitoring"},
     "read attendance": {"admin", "partner", "adviser", "monitoring"},
     "schedule workshop": {"admin", "partner", "adviser"},
@@ -148,6 +148,18 @@ ALLOWED = {  # action → roles that may do it (every other role gets 403)
 }
 
 
+# Actions on the world's workshop or attendance (the others create records of their own).
+ON_EXISTING_RECORDS = {
+    "read workshop",
+    "read attendance",
+    "register",
+    "check in",
+    "upload sheet",
+    "retract attendance",
+    "cancel workshop",
+}
+
+
 @pytest.mark.parametrize("role", list(ROLES))
 @pytest.mark.parametrize("action", list(ACTIONS))
 def test_authorisation_matrix(services: dict[str, Service], world: dict[str, str], action: str, role: str) -> None:
@@ -155,6 +167,9 @@ def test_authorisation_matrix(services: dict[str, Service], world: dict[str, str
     r = ACTIONS[action](ws, world, ROLES[role](world))
     if role in ALLOWED[action]:
         assert r.status_code in (200, 201), f"{role} should be allowed to {action}: {r.status_code} {r.text}"
+    elif role.startswith("other") and action in ON_EXISTING_RECORDS:
+        # Another organisation's workshop or attendance is unknown to them: its existence is not told.
+        assert r.status_code == 404, f"{role} should not see the record to {action}: {r.status_code} {r.text}"
     else:
         assert r.status_code == 403, f"{role} should be refused {action}: {r.status_code} {r.text}"
 
