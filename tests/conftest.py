@@ -225,3 +225,19 @@ def mongo(stack: None) -> Iterator[Any]:
     client = MongoClient(MONGODB_URI)
     yield client
     client.close()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """Debian's Chromium, headless, through Playwright (no browser download: the network is closed); one per
+    test module."""
+    from playwright.sync_api import sync_playwright
+
+    from scripts.dashboard_check import CHROMIUM, CHROMIUM_ARGS
+
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            yield chromium
+        finally:
+            chromium.close()

@@ -10,7 +10,6 @@ from __future__ import annotations
 import random
 import re
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
@@ -30,16 +29,6 @@ from tests.conftest import KAFKA, ROOT, Service, wait_until
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(400)]
 
 YEAR = 2009
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 ARTIFACTS = ROOT / "tests" / "artifacts"
 ADMIN = {"Authorization": "Bearer " + issue_token(Principal("test-admin", Role.ADMIN), DEV_PLATFORM_TOKEN_KEY)}
 GOALS = {
@@ -164,16 +153,6 @@ def year_with_data(services: dict[str, Service]) -> Service:
     # next are the ones the page must show, not a moment of a catch-up still under way.
     assert replay.wait_applied(metrics.url, replay.end_offsets(KAFKA), timeout=300), "the worker caught up"
     return metrics
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    with playwright_api.sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
 
 
 def test_dashboard_shows_the_api_numbers_and_moves_live(year_with_data: Service, browser) -> None:

@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 from playwright import sync_api as playwright_api
 
-from scripts.dashboard_check import CHROMIUM, CHROMIUM_ARGS, SYNC_TEXT, check
+from scripts.dashboard_check import SYNC_TEXT, check
 from services.metrics.goals import DEMO_GOALS_FILE
 from tests.conftest import (
     PORT_BASE,
@@ -90,16 +90,6 @@ def demo_year(services: dict[str, Service], demo_metrics: Service, tmp_path_fact
         partners.result(), workshops.result()
     wait_metrics_caught_up(demo_metrics)
     return demo_metrics
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with playwright_api.sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
 
 
 def test_the_demo_year_reads_like_a_year_against_its_own_goals(demo_year: Service, browser: Any) -> None:

@@ -25,8 +25,6 @@ from tests.conftest import ROOT, Service
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
 YEAR = 2013
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"]
 SCREENSHOTS = ROOT / ".run" / "screenshots"
 AXE = ROOT / "node_modules" / "axe-core" / "axe.min.js"
 expect = playwright_api.expect
@@ -117,13 +115,9 @@ def world(services: dict[str, Service], portal: Service) -> World:
 
 
 @pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with playwright_api.sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
+def browser(browser: Any) -> Iterator[Any]:
+    """The shared headless Chromium (conftest.py); the accessibility findings are printed once all pages ran."""
+    yield browser
     print("\naxe-core findings per page (impact: count):", A11Y)
 
 

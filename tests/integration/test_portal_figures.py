@@ -11,7 +11,6 @@ import csv
 import io
 import secrets
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -26,7 +25,7 @@ from shared.serde import encode
 from shared.topics import WORKSHOPS
 from tests import samples
 from tests.conftest import Service, wait_until
-from tests.integration.test_portal import CHROMIUM, CHROMIUM_ARGS, check_page, new_page, sign_in
+from tests.integration.test_portal import check_page, new_page, sign_in
 from tests.kafka_tools import produce
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
@@ -124,16 +123,6 @@ def published(services: dict[str, Service], partners_of_run: dict[str, Partner])
         return body if body["total"]["people_helped"] == 5 and body["total"]["workshop_attendances"] == 5 else None
 
     return wait_until(months, CATCH_UP, "partner A's five people in the metrics API")
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with playwright_api.sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
 
 
 def test_the_figures_page_shows_the_metrics_apis_months_and_its_files_hold_them(
