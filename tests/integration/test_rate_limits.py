@@ -25,52 +25,34 @@ ADMIN_TOKEN = {"Authorization": "Bearer " + issue_token(Principal("test-admin", 
 BURST = 20
 
 
-@pytest.fixture(scope="module")
-def partners(stack: None, mongo: Any) -> Iterator[Service]:
-    db = f"{DBS['partners']}_limits"
+def _own_service(mongo: Any, name: str, port: int, db_env: str, db: str, env: dict[str, str]) -> Iterator[Service]:
+    """A copy of one service with its own database and limits, for one module."""
     mongo.drop_database(db)
-    env = {
-        "PARTNERS_DB": db,
-        "PARTNERS_AUTH_RATE_LIMIT": "5/minute",
-        "PARTNERS_LOGIN_FAILURE_LIMIT": "3 per 6 seconds",
-    }
-    svc = start_service("partners", PORT_BASE + 35, env)
+    svc = start_service(name, port, {db_env: db, **env})
     try:
         wait_ready(svc)
         yield svc
     finally:
         stop_service(svc)
+
+
+@pytest.fixture(scope="module")
+def partners(stack: None, mongo: Any) -> Iterator[Service]:
+    limits = {"PARTNERS_AUTH_RATE_LIMIT": "5/minute", "PARTNERS_LOGIN_FAILURE_LIMIT": "3 per 6 seconds"}
+    yield from _own_service(mongo, "partners", PORT_BASE + 35, "PARTNERS_DB", f"{DBS['partners']}_limits", limits)
 
 
 @pytest.fixture(scope="module")
 def lenient_partners(stack: None, mongo: Any) -> Iterator[Service]:
     """Many sign-ins allowed per address, few failures per account, in a short window (the lock test)."""
-    db = f"{DBS['partners']}_lock"
-    mongo.drop_database(db)
-    env = {
-        "PARTNERS_DB": db,
-        "PARTNERS_AUTH_RATE_LIMIT": "1000/minute",
-        "PARTNERS_LOGIN_FAILURE_LIMIT": "3 per 6 seconds",
-    }
-    svc = start_service("partners", PORT_BASE + 36, env)
-    try:
-        wait_ready(svc)
-        yield svc
-    finally:
-        stop_service(svc)
+    limits = {"PARTNERS_AUTH_RATE_LIMIT": "1000/minute", "PARTNERS_LOGIN_FAILURE_LIMIT": "3 per 6 seconds"}
+    yield from _own_service(mongo, "partners", PORT_BASE + 36, "PARTNERS_DB", f"{DBS['partners']}_lock", limits)
 
 
 @pytest.fixture(scope="module")
 def detection(stack: None, mongo: Any) -> Iterator[Service]:
-    db = f"{DBS['detection']}_limits"
-    mongo.drop_database(db)
-    env = {"DETECTION_DB": db, "DETECTION_INGEST_ENABLED": "0", "DETECTION_TERMINAL_RATE_LIMIT": "5/minute"}
-    svc = start_service("detection", PORT_BASE + 37, env)
-    try:
-        wait_ready(svc)
-        yield svc
-    finally:
-        stop_service(svc)
+    limits = {"DETECTION_INGEST_ENABLED": "0", "DETECTION_TERMINAL_RATE_LIMIT": "5/minute"}
+    yield from _own_service(mongo, "detection", PORT_BASE + 37, "DETECTION_DB", f"{DBS['detection']}_limits", limits)
 
 
 def burst(svc: Service, path: str, bodies: list[dict[str, Any]], headers: dict[str, str] | None = None) -> list:
