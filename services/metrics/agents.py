@@ -143,6 +143,11 @@ class MetricsWorker:
             ledger.counters = PartitionCounters()
         return ledger
 
+    def _part(self, partition: int) -> PartitionCounters:
+        part = self._ledger(partition).counters
+        assert isinstance(part, PartitionCounters)
+        return part
+
     @property
     def counters(self) -> domain.Counters:
         """The counters of every partition this worker owns, summed (its own /v1/snapshot)."""
@@ -160,7 +165,7 @@ class MetricsWorker:
         self._first_recovery = False
         if saved is not None and saved.stored == self._stored_at_recovery and set(saved.parts) == set(owned):
             for p, counters in saved.parts.items():
-                part = self._ledger(p).counters
+                part = self._part(p)
                 part.cells, part.partnerships = counters.cells, counters.partnerships
                 part.reindex()
             self._keys = saved.keys
@@ -180,9 +185,7 @@ class MetricsWorker:
             )
         keys = 0
         for p, states in self._owned_states(owned):
-            part = self._ledger(p).counters
-            assert isinstance(part, PartitionCounters)
-            keys += part.derive((k, domain.compact(v)) for k, v in states if v and not is_position_key(k))
+            keys += self._part(p).derive((k, domain.compact(v)) for k, v in states if v and not is_position_key(k))
         self._keys = keys
         self.counters_from = "table"
         self._recovered()
@@ -196,7 +199,7 @@ class MetricsWorker:
         partition: each is read alone. The memory store has all keys together (and may still hold those of
         partitions given to another worker): each key goes to its hash's partition, as the producers'
         partitioner gives it."""
-        store = self.states.data
+        store: Any = self.states.data  # faust's RocksDB store: its databases and codecs are not public
         dbs = getattr(store, "_dbs", None) if self.persistent else None
         if isinstance(dbs, dict):
             for p in owned:
@@ -316,8 +319,7 @@ class MetricsWorker:
         records: list[tuple[int, bytes, bytes]] = []
         newest = self.positions.newest_timestamp
         for p in sorted(owned & self.ledgers.keys()):
-            part = self.ledgers[p].counters
-            assert isinstance(part, PartitionCounters)
+            part = self._part(p)
             positions = {t: self.positions.position(TP(t, p), self.states) for t in sorted(SOURCE_TOPICS)}
             last = self._published.get(p)
             changed = part.dirty or part.spans_dirty

@@ -119,7 +119,9 @@ async def workers_status(reader: PartialsReader) -> dict[str, Any]:
     Prometheus gauges follow."""
     records = reader.view.positions()  # the ends are read after: a lag is never understated
     ends = await reader.source_ends(SOURCE_TOPICS)
-    rows, workers, newest = [], {}, None
+    rows: list[dict[str, Any]] = []
+    workers: dict[str, dict[str, Any]] = {}
+    newest: float | None = None
     for p, record in records.items():
         name = record["worker"]
         for topic, applied in sorted(record["positions"].items()):
