@@ -361,7 +361,11 @@ class MetricsWorker:
                 linger_ms=5,
                 max_batch_size=1024 * 1024,
             )
-            await producer.start()
+            try:
+                await producer.start()
+            except Exception:
+                await producer.stop()  # the broker is away: nothing left open until the next round tries again
+                raise
             self._producer = producer
         return self._producer
 

@@ -194,7 +194,6 @@ class PartialsView:
         self.counters = Counters()
         self._parts: dict[int, _Partial] = {}
         self._pending: dict[int, dict[int, _Pending]] = defaultdict(dict)  # partition -> epoch -> records
-        self.applied_records = 0
 
     def add(self, key: bytes, value: bytes | None) -> bool:
         """One record of the partials topic; True when the served counters changed."""
@@ -242,7 +241,6 @@ class PartialsView:
         part.position = position
         self._pending[partition] = {e: p for e, p in self._pending[partition].items() if e > epoch}
         self.counters.version += 1
-        self.applied_records += 1
 
     def _retract(self, groups: dict[Group, dict[str, int]], spans: dict[str, Any] | None) -> None:
         cells = self.counters.cells
