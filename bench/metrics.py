@@ -255,6 +255,12 @@ async def _paced(rate: int, seconds: float, year: int, acks: list[float]) -> Non
     await producer.stop()
 
 
+def progress_value(metrics: Deployment, year: int, indicator: str) -> int:
+    """One indicator's value for `year`, as the API's /v1/progress serves it."""
+    body = metrics.http.get("/v1/progress", params={"year": year}).json()
+    return int(next(i["value"] for i in body["indicators"] if i["id"] == indicator))
+
+
 def freshness(metrics: Deployment, rate: int, seconds: float, year: int) -> dict:
     """p50/p99 from the broker's acknowledgement of an event (what a service waits for before it answers
     "accepted") to the moment the API's /v1/progress shows it (the worker, its partials, the API), polled every
@@ -264,8 +270,7 @@ def freshness(metrics: Deployment, rate: int, seconds: float, year: int) -> dict
     stop = threading.Event()
 
     def helped() -> int:
-        body = metrics.http.get("/v1/progress", params={"year": year}).json()
-        return int(next(i["value"] for i in body["indicators"] if i["id"] == "people_helped"))
+        return progress_value(metrics, year, "people_helped")
 
     before = helped()  # an earlier run on the same log may have counted people in this year already
 
@@ -369,8 +374,7 @@ def service_freshness(metrics: Deployment, rates: list[int], seconds: float, por
             stop = threading.Event()
 
             def detections() -> int:
-                body = metrics.http.get("/v1/progress", params={"year": year}).json()
-                return int(next(i["value"] for i in body["indicators"] if i["id"] == "detections"))
+                return progress_value(metrics, year, "detections")
 
             before = detections()
 
@@ -430,8 +434,7 @@ def memory(people: int, port: int) -> dict:
     try:
         metrics.wait_ready()
         f = follow(metrics, until, f"1 worker over {people:,} people")
-        body = metrics.http.get("/v1/progress", params={"year": year}).json()
-        helped = next(i["value"] for i in body["indicators"] if i["id"] == "people_helped")
+        helped = progress_value(metrics, year, "people_helped")
         rss = metrics.peak_rss()
         metrics.worker(1).stop(signal.SIGTERM)
         for case in RESTARTS:

@@ -91,6 +91,15 @@ class PrivateStack:
     def script(self, command: str) -> None:
         subprocess.run([str(ROOT / "deploy/local/stack.sh"), command], env=self.env, check=True, timeout=240)
 
+    @contextmanager
+    def running(self) -> Iterator[PrivateStack]:
+        """Up for the block, down after it (what a module's fixture yields)."""
+        self.script("up")
+        try:
+            yield self
+        finally:
+            self.script("down")
+
     def kill_broker(self) -> None:
         pid = int(self.pid_file.read_text().split()[0])
         os.kill(pid, signal.SIGKILL)

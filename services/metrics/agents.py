@@ -21,15 +21,15 @@ import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import faust
 from aiokafka import AIOKafkaProducer
 from faust.types import TP
-from prometheus_client import Gauge
 
 from services.metrics import domain, snapshot
+from services.metrics.gauges import LAG, NEWEST_AGE
 from services.metrics.partials import (
     PartitionCounters,
     encode_group,
@@ -51,8 +51,6 @@ __all__ = ["MetricsWorker"]
 log = logging.getLogger(__name__)
 SOURCE_TOPICS = frozenset(t.name for t in EVENT_TOPICS)
 
-LAG = Gauge("metrics_consumer_lag", "Events on the log not yet applied, per source partition", ["topic", "partition"])
-NEWEST_AGE = Gauge("metrics_newest_event_age_seconds", "Age of the newest applied event (broker timestamp)")
 
 # Measured with `make bench` (docs/benchmarks.md). Faust's default fetch of 1 MiB per partition left the
 # agent waiting ~300 ms for every fetch when catching up; 2 MiB keeps it busy. Changelog writes go out in
@@ -72,9 +70,7 @@ class MetricsWorker:
     """Builds the Faust app; each source partition it owns has its own counters (`ledgers`), published as that
     partition's partial (partials.py) for the API instances to sum."""
 
-    def __init__(
-        self, settings: MetricsSettings, partitions: int, *, on_change: Callable[[], None] | None = None
-    ) -> None:
+    def __init__(self, settings: MetricsSettings, partitions: int) -> None:
         self.settings = settings
         self.partitions = partitions
         self.dead_lettered = 0
@@ -86,7 +82,6 @@ class MetricsWorker:
         self._first_recovery = True
         self.counters_from = "none"  # "saved" (at the last clean stop) or "table" (derived from every key)
         self._stored_at_recovery: dict[str, int] = {}
-        self._on_change = on_change or (lambda: None)
         # Each worker has its own local store (RocksDB locks it) and its own counters saved at stop.
         datadir = settings.data_dir / settings.app_id / f"worker-{settings.worker_id}"
         datadir.mkdir(parents=True, exist_ok=True)
@@ -219,7 +214,6 @@ class MetricsWorker:
     def _recovered(self) -> None:
         self.epoch = wall_clock_epoch()  # a new epoch: every group is published again (partials.py)
         self.recovered = True
-        self._on_change()
 
     async def _count(self, stream: faust.StreamT) -> None:
         async for event in stream.events():
@@ -256,7 +250,6 @@ class MetricsWorker:
             known = envelope.key in self.states
             if self._ledger(message.partition).add(envelope):
                 self._keys += not known
-                self._on_change()
             elif self.persistent and known:
                 self.states[envelope.key] = self.states[envelope.key]  # see the module's docstring
         due = self.positions.after(message)

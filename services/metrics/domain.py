@@ -355,15 +355,15 @@ class Counters:
             lost.update(_as_anonymous(lost))
         self.cells.update(gained)
         self.cells.subtract(lost)
-        self.touched(gained.keys() | lost.keys())
+        self.touched(gained, lost)
         span = partnership_span(new)
         if span and self.partnerships.get(key) != span:
             self.partnerships[key] = span
             self.spans_changed()
         self.version += 1
 
-    def touched(self, cells: Iterable[Cell]) -> None:
-        """Called with the cells a change touched (the per-partition counters remember them)."""
+    def touched(self, *changes: Iterable[Cell]) -> None:
+        """Called with the cells a change touched, gained and lost (the per-partition counters remember them)."""
 
     def spans_changed(self) -> None:
         """Called when a partnership's span changed."""

@@ -14,9 +14,9 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.responses import HTMLResponse
-from prometheus_client import Gauge
 
 from services.metrics.api import router
+from services.metrics.gauges import LAG, NEWEST_AGE
 from services.metrics.goals import load_goal_file
 from services.metrics.partials import PartialsReader, ensure_metrics_topics, partials_topic
 from services.metrics.runtime import Runtime
@@ -33,10 +33,6 @@ DASHBOARD = Path(__file__).with_name("dashboard.html")
 SOURCE_TOPICS = sorted(t.name for t in EVENT_TOPICS)
 WORKER_FIGURES = ("processed", "dead_lettered", "keys", "store", "counters_from", "published_at")
 log = logging.getLogger(__name__)
-
-# The same names as the workers' own gauges: the API's are the whole deployment's, from the partials.
-LAG = Gauge("metrics_consumer_lag", "Events on the log not yet applied, per source partition", ["topic", "partition"])
-NEWEST_AGE = Gauge("metrics_newest_event_age_seconds", "Age of the newest applied event (broker timestamp)")
 
 
 def build_app(settings: MetricsSettings | None = None) -> FastAPI:

@@ -99,13 +99,14 @@ class PartitionCounters(Counters):
         self.reindex()
         return added
 
-    def touched(self, cells: Iterable[Cell]) -> None:
+    def touched(self, *changes: Iterable[Cell]) -> None:
         if self._deriving:
             return
-        for cell in cells:
-            group = cell[:3]
-            self.values[group].add(cell[3])
-            self.dirty.add(group)
+        for cells in changes:
+            for cell in cells:
+                group = cell[:3]
+                self.values[group].add(cell[3])
+                self.dirty.add(group)
 
     def spans_changed(self) -> None:
         self.spans_dirty = True

@@ -47,12 +47,8 @@ YEAR = datetime.now(UTC).year
 
 @pytest.fixture(scope="module")
 def private(stack: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivateStack]:
-    own = PrivateStack(tmp_path_factory.mktemp("broker"), PORT_BASE + 70)
-    own.script("up")
-    try:
+    with PrivateStack(tmp_path_factory.mktemp("broker"), PORT_BASE + 70).running() as own:
         yield own
-    finally:
-        own.script("down")
 
 
 def ready(svc: Service) -> bool:

@@ -28,12 +28,8 @@ TARGET_PARTITIONS = 5
 
 @pytest.fixture(scope="module")
 def target(stack: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivateStack]:
-    own = PrivateStack(tmp_path_factory.mktemp("copy-target"), PORT_BASE + 76)
-    own.script("up")
-    try:
+    with PrivateStack(tmp_path_factory.mktemp("copy-target"), PORT_BASE + 76).running() as own:
         yield own
-    finally:
-        own.script("down")
 
 
 def _keys_in_order(bootstrap: str, keys: set[bytes]) -> tuple[dict[bytes, list[tuple[str, bytes]]], list[str]]:
